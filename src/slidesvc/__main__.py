@@ -1,0 +1,5 @@
+"""`python -m slidesvc` works like the `slidesvc` script."""
+
+from slidesvc.cli import main
+
+raise SystemExit(main())
