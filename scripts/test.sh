@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up everything the tests need (apt packages, .venv, Chromium, podman & co.),
+# then lint, type-check and run the whole test suite. Arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+.venv/bin/ruff check src tests bench
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"
