@@ -65,9 +65,16 @@ class AssetStore:
         self.root = root.resolve()
         self.assets: dict[str, Asset] = {}
         self._by_path: dict[Path, Asset] = {}
+        self._resolved: dict[tuple[str, Path], Path] = {}
 
     def resolve(self, ref: str, base: Path) -> Path:
         """The absolute path of ``ref`` (relative to folder ``base``), confined to the root."""
+        known = self._resolved.get((ref, base))
+        if known is None:
+            known = self._resolved[(ref, base)] = self._resolve(ref, base)
+        return known
+
+    def _resolve(self, ref: str, base: Path) -> Path:
         clean = unquote(ref.split("#", 1)[0].split("?", 1)[0]).strip()
         if not clean:
             raise AssetError(f"empty file reference {ref!r}")

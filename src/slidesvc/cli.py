@@ -74,6 +74,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 def _cmd_image(args: argparse.Namespace) -> int:
     from slidesvc.image import image_from_args
 
+    if (args.source is None) == (args.artifacts is None):
+        raise _usage("image needs DECK.md or --artifacts DIR (one of them)")
+
     return image_from_args(args)
 
 
@@ -147,7 +150,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="print the running publisher's deck states")
 
     p = add("image", _cmd_image, "build the deck's minimal container image (no daemon needed)")
-    p.add_argument("source", metavar="DECK.md")
+    p.add_argument("source", nargs="?", metavar="DECK.md")
+    p.add_argument("--artifacts", default=None, metavar="DIR",
+                   help="use a prebuilt artifact folder instead of compiling DECK.md")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
     p.add_argument("--format", choices=["oci", "oci-archive", "docker-archive"], default="oci")
     p.add_argument("--base", default=None, help="base image: OCI layout dir or docker-save archive")

@@ -24,6 +24,7 @@ from slidesvc.errors import ServeError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 ANY_ORIGIN = "*"
+_FALSE = {"0", "false", "no", "off"}
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
@@ -72,9 +73,9 @@ def settings_from_args(args: Any, env: Mapping[str, str]) -> ServerSettings:
     origins = list(getattr(args, "embed_origin", None) or [])
     origins += env.get("SLIDESVC_EMBED_ORIGINS", "").replace(",", " ").split()
     token = getattr(args, "presenter_token", None) or env.get("SLIDESVC_PRESENTER_TOKEN") or ""
-    access_log = env.get("SLIDESVC_ACCESS_LOG", "1").strip().lower() not in {"0", "false", "no", "off"}
+    access_log = env.get("SLIDESVC_ACCESS_LOG", "1").strip().lower() not in _FALSE
     if token and len(token) < 8:
-        raise ServeError("--presenter-token: use at least 8 characters (or omit it for a random one)")
+        raise ServeError("--presenter-token: use at least 8 characters (or omit it for a random)")
     return ServerSettings(
         host=host,
         port=port,

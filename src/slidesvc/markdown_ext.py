@@ -1,0 +1,474 @@
+"""Python-Markdown extensions for slides, and the one converter that uses them.
+
+- Lists: ``*`` bullets and ``1)`` items are fragment lists
+  (``class="fragments"``); a change of marker starts a new list, as in
+  CommonMark. Python-Markdown has no ``1)`` lists, hence our own processors.
+- Fenced code (```` ``` ```` and ``~~~``) highlighted by Pygments at build
+  time, ``{2,4-5}`` emphasising lines; unknown languages stay plain text.
+- Math: ``$...$`` and ``$$...$$`` to inline SVG (`slidesvc.mathsvg`), never
+  inside code, ``\\$`` escapes, ``$`` before a space or digit is a dollar.
+- Images: Marp size keywords in the alt text, ``![bg ...]`` backgrounds
+  taken out of the content, local paths resolved by a callback.
+- Bare ``http(s)://`` URLs become links; the first heading is the title.
+
+`SlideConverter` builds one `markdown.Markdown` and reuses it for every
+slide, notes block, header and footer; a `Context` carries the per-call
+callbacks in and the findings (backgrounds, fragments, title) out.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.etree.ElementTree as etree
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import markdown
+from markdown.blockprocessors import OListProcessor
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
+from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import Treeprocessor
+
+from slidesvc.directives import closes_fence, fence_opening
+from slidesvc.model import Background
+
+_HL_BRACES = re.compile(r"\{\s*([\d,\s-]+)\}")
+_HL_ATTR = re.compile(r"""hl_lines\s*=\s*["']([\d\s,-]+)["']""")
+_SIZE_KEYWORD = re.compile(r"^(w|h|width|height):(\d+(?:\.\d+)?)(px|%|em)?$", re.IGNORECASE)
+_PERCENT = re.compile(r"^\d+(?:\.\d+)?%$")
+_SPLIT = re.compile(r"^(left|right)(?::(\d+(?:\.\d+)?%))?$", re.IGNORECASE)
+_URL = re.compile(r"\bhttps?://[^\s<>\"'\x02\x03]*[^\s<>\"'\x02\x03.,;:!?)\]]")
+_STASH = re.compile(r"\x02[a-z]+:\d+\x03")
+_ESCAPED = re.compile(r"\x02(\d+)\x03")
+_MATH = re.compile(
+    r"(?<!\\)\$\$(?P<display>.+?)(?<!\\)\$\$"
+    r"|(?<![\\$])\$(?![\s\d$])(?P<inline>[^\n$]*?[^\s\\$])\$(?!\d)",
+    re.DOTALL,
+)
+
+
+@dataclass
+class Context:
+    """One conversion's inputs (callbacks) and findings."""
+
+    resolve_image: Callable[[str], str] = lambda src: src
+    """Maps an image ``src`` to the one to use (reporting problems itself)."""
+    warn: Callable[[str, str], None] = lambda message, needle: None
+    """Reports a warning; ``needle`` is source text to locate its line."""
+    math: bool = True
+    backgrounds: list[Background] = field(default_factory=list)
+    bg_split: str = ""
+    bg_split_size: str = "50%"
+    fragments: int = 0
+    title: str = ""
+    uses_code: bool = False
+
+
+# --- code -------------------------------------------------------------------
+
+
+def parse_info(info: str) -> tuple[str, tuple[int, ...]]:
+    """Language and emphasised lines from a fence's info string."""
+    info = info.strip()
+    spec = _HL_BRACES.search(info) or _HL_ATTR.search(info)
+    lines: set[int] = set()
+    if spec:
+        for part in re.split(r"[,\s]+", spec.group(1).strip()):
+            low, _, high = part.partition("-")
+            if low.isdigit() and (not high or high.isdigit()):
+                lines.update(range(int(low), int(high or low) + 1))
+        info = info[: spec.start()] + info[spec.end() :]
+    words = info.replace("{", " ").replace("}", " ").split()
+    lang = words[0].lstrip(".").lower() if words else ""
+    return lang, tuple(sorted(lines))
+
+
+@lru_cache(maxsize=256)
+def _lexer(lang: str) -> Any:
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_by_name(lang, stripnl=False, ensurenl=True) if lang else None
+    except ClassNotFound:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _formatter(hl_lines: tuple[int, ...]) -> Any:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(cssclass="code", hl_lines=list(hl_lines))
+
+
+@lru_cache(maxsize=2048)
+def highlight(code: str, lang: str, hl_lines: tuple[int, ...] = ()) -> str:
+    """``<div class="code"><pre>...`` for a code block; plain text for unknown languages."""
+    from pygments import highlight as pygments_highlight
+
+    lexer = _lexer(lang)
+    if lexer is None:
+        if not hl_lines:  # the common plain case needs no Pygments at all
+            return f'<div class="code"><pre><span></span>{html.escape(code, False)}\n</pre></div>'
+        from pygments.lexers.special import TextLexer
+
+        lexer = TextLexer(stripnl=False, ensurenl=True)
+    result: str = pygments_highlight(code, lexer, _formatter(hl_lines))
+    return result.rstrip("\n")
+
+
+def code_css(style: str) -> str:
+    """Pygments CSS for ``.code`` blocks in ``style`` (raises ValueError if unknown)."""
+    from pygments.formatters import HtmlFormatter
+    from pygments.util import ClassNotFound
+
+    try:
+        css: str = HtmlFormatter(style=style, cssclass="code").get_style_defs(".code")
+    except ClassNotFound:
+        raise ValueError(style) from None
+    return css
+
+
+class _FencePreprocessor(Preprocessor):
+    """Fenced code -> highlighted HTML in the stash (before anything else sees it)."""
+
+    def __init__(self, md: markdown.Markdown, converter: SlideConverter) -> None:
+        super().__init__(md)
+        self.converter = converter
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        index = 0
+        while index < len(lines):
+            line = lines[index]
+            fence = fence_opening(line) if "``" in line or "~~" in line else None
+            if fence is None:
+                out.append(line)
+                index += 1
+                continue
+            indent = len(line) - len(line.lstrip(" "))
+            lang, hl_lines = parse_info(line.lstrip(" ")[len(fence) :])
+            body: list[str] = []
+            index += 1
+            while index < len(lines) and not closes_fence(lines[index], fence):
+                text = lines[index]
+                body.append(text[min(indent, len(text) - len(text.lstrip(" "))) :])
+                index += 1
+            index += 1
+            self.converter.ctx.uses_code = True
+            placeholder = self.md.htmlStash.store(highlight("\n".join(body), lang, hl_lines))
+            out.extend(["", placeholder, ""])
+        return out
+
+
+# --- math -------------------------------------------------------------------
+
+
+def _math_html(latex: str, display: bool, block: bool, ctx: Context) -> str:
+    from slidesvc.mathsvg import MathError, render
+
+    tag = "div" if block else "span"
+    kind = "display" if display else "inline"
+    try:
+        svg = render(latex.strip(), display)
+    except MathError as exc:
+        ctx.warn(f"cannot typeset math {latex.strip()!r} ({exc}): shown as code", latex)
+        source = html.escape(f"$${latex}$$" if display else f"${latex}$")
+        return f'<{tag} class="math {kind} math-error"><code>{source}</code></{tag}>'
+    return f'<{tag} class="math {kind}">{svg}</{tag}>'
+
+
+class _DisplayMathPreprocessor(Preprocessor):
+    """``$$`` at the start of a line, possibly spanning lines -> a display block."""
+
+    def __init__(self, md: markdown.Markdown, converter: SlideConverter) -> None:
+        super().__init__(md)
+        self.converter = converter
+
+    def run(self, lines: list[str]) -> list[str]:
+        ctx = self.converter.ctx
+        if not ctx.math or not any("$$" in line for line in lines):
+            return lines
+        out: list[str] = []
+        index = 0
+        while index < len(lines):
+            line = lines[index]
+            stripped = line.lstrip(" ")
+            if not stripped.startswith("$$") or len(line) - len(stripped) > 3:
+                out.append(line)
+                index += 1
+                continue
+            parts = [stripped[2:]]
+            end = index
+            while "$$" not in parts[-1] and end + 1 < len(lines):
+                end += 1
+                parts.append(lines[end])
+            if "$$" not in parts[-1]:
+                out.append(line)  # never closed: leave it as text
+                index += 1
+                continue
+            last, _, rest = parts[-1].partition("$$")
+            latex = "\n".join([*parts[:-1], last])
+            if latex.strip():
+                out.extend(["", self.md.htmlStash.store(_math_html(latex, True, True, ctx)), ""])
+            if rest.strip():
+                out.append(rest)
+            index = end + 1
+        return out
+
+
+class _MathInlineProcessor(InlineProcessor):
+    def __init__(self, md: markdown.Markdown, converter: SlideConverter) -> None:
+        super().__init__(_MATH.pattern, md)
+        self.compiled_re = _MATH
+        self.converter = converter
+
+    def handleMatch(  # type: ignore[override]
+        self, m: re.Match[str], data: str
+    ) -> tuple[str | None, int | None, int | None]:
+        ctx = self.converter.ctx
+        display = m.group("display") is not None
+        latex = m.group("display") if display else m.group("inline")
+        if not ctx.math or "\x02" in latex or not latex.strip():
+            return None, None, None
+        stored = self.md.htmlStash.store(_math_html(latex, display, False, ctx))
+        return stored, m.start(0), m.end(0)
+
+
+# --- lists ------------------------------------------------------------------
+
+
+class _ListProcessor(OListProcessor):
+    """One list marker kind; a different marker at the top level starts a new list."""
+
+    def __init__(
+        self, parser: Any, tag: str, marker: str, *, fragments: bool, ordered: bool
+    ) -> None:
+        super().__init__(parser)
+        indent = self.tab_length - 1
+        self.TAG = tag
+        self.SIBLING_TAGS = [tag]
+        self.LAZY_OL = False
+        self.fragments = fragments
+        self.RE = re.compile(rf"^[ ]{{0,{indent}}}{marker}[ ]+(.*)")
+        self.CHILD_RE = re.compile(rf"^[ ]{{0,{indent}}}(({marker}))[ ]+(.*)")
+        self.OTHER_RE = re.compile(rf"^[ ]{{0,{indent}}}(?!{marker}[ ])(\d+[.)]|[*+-])[ ]+")
+        self.INDENT_RE = re.compile(
+            rf"^[ ]{{{self.tab_length},{self.tab_length * 2 - 1}}}(\d+[.)]|[*+-])[ ]+.*"
+        )
+        if ordered:
+            self.STARTSWITH = "1"
+
+    def run(self, parent: etree.Element, blocks: list[str]) -> None:
+        lines = blocks[0].split("\n")
+        for index in range(1, len(lines)):
+            if self.OTHER_RE.match(lines[index]):
+                blocks[0] = "\n".join(lines[:index])
+                blocks.insert(1, "\n".join(lines[index:]))
+                break
+        sibling = self.lastChild(parent)
+        separate = sibling is not None and (sibling.get("class") == "fragments") != self.fragments
+        if separate:
+            self.SIBLING_TAGS = []
+        try:
+            super().run(parent, blocks)
+        finally:
+            self.SIBLING_TAGS = [self.TAG]
+        last = self.lastChild(parent)
+        if self.fragments and last is not None and last.tag == self.TAG:
+            last.set("class", "fragments")
+
+
+# --- tree: images, backgrounds, fragments, title, links ---------------------
+
+
+class _SlideTreeprocessor(Treeprocessor):
+    def __init__(self, md: markdown.Markdown, converter: SlideConverter) -> None:
+        super().__init__(md)
+        self.converter = converter
+
+    def run(self, root: etree.Element) -> None:
+        ctx = self.converter.ctx
+        images: list[tuple[etree.Element, etree.Element]] = []
+        for parent in root.iter():
+            tag = parent.tag
+            if tag in ("ul", "ol") and parent.get("class") == "fragments":
+                ctx.fragments += sum(1 for child in parent if child.tag == "li")
+            elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                ctx.title = _plain("".join(parent.itertext()))
+            for child in parent:
+                if child.tag == "img":
+                    images.append((parent, child))
+        backgrounds = [(p, img) for p, img in images if _is_bg(img)]
+        for _, img in images:
+            if not _is_bg(img):
+                self._image(img, ctx)
+        if backgrounds:
+            self._backgrounds(root, backgrounds, ctx)
+        _linkify(root)
+
+    def _image(self, img: etree.Element, ctx: Context) -> None:
+        words = img.get("alt", "").split()
+        styles = []
+        kept = []
+        for word in words:
+            match = _SIZE_KEYWORD.match(word)
+            if match is None:
+                kept.append(word)
+                continue
+            prop = "width" if match.group(1).lower().startswith("w") else "height"
+            styles.append(f"{prop}:{match.group(2)}{(match.group(3) or 'px').lower()}")
+        if styles:
+            img.set("alt", " ".join(kept))
+            old = img.get("style", "").rstrip("; ")
+            img.set("style", ";".join([old, *styles] if old else styles))
+        img.set("src", ctx.resolve_image(img.get("src", "")))
+
+    def _backgrounds(
+        self,
+        root: etree.Element,
+        found: list[tuple[etree.Element, etree.Element]],
+        ctx: Context,
+    ) -> None:
+        parents = {child: parent for parent in root.iter() for child in parent}
+        for parent, img in found:
+            size = "cover"
+            for word in img.get("alt", "").split()[1:]:
+                low = word.lower()
+                split = _SPLIT.match(low)
+                if low in ("cover", "contain", "auto"):
+                    size = low
+                elif low == "fit":
+                    size = "contain"
+                elif _PERCENT.match(low):
+                    size = low
+                elif split:
+                    ctx.bg_split = split.group(1)
+                    ctx.bg_split_size = split.group(2) or "50%"
+            ctx.backgrounds.append(Background(ctx.resolve_image(img.get("src", "")), size))
+            _remove_keeping_tail(parent, img)
+            if parent.tag == "p" and len(parent) == 0 and not (parent.text or "").strip():
+                grand = parents.get(parent)
+                if grand is not None:
+                    _remove_keeping_tail(grand, parent)
+
+
+def _is_bg(img: etree.Element) -> bool:
+    alt = img.get("alt", "")
+    return alt == "bg" or alt.startswith("bg ")
+
+
+def _remove_keeping_tail(parent: etree.Element, child: etree.Element) -> None:
+    tail = child.tail
+    index = list(parent).index(child)
+    parent.remove(child)
+    if tail and tail.strip():
+        if index:
+            previous = parent[index - 1]
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+
+
+def _plain(text: str) -> str:
+    text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), _STASH.sub("", text))
+    return " ".join(text.split())
+
+
+def _linkify(element: etree.Element) -> None:
+    """Bare http(s) URLs in text -> links, outside links and code."""
+    if element.text and "://" in element.text:
+        element.text, links = _split_urls(element.text)
+        for offset, link in enumerate(links):
+            element.insert(offset, link)
+    for child in list(element):
+        if child.tag not in ("a", "code", "pre", "script", "style"):
+            _linkify(child)
+        if child.tail and "://" in child.tail:
+            child.tail, links = _split_urls(child.tail)
+            position = list(element).index(child) + 1
+            for offset, link in enumerate(links):
+                element.insert(position + offset, link)
+
+
+def _split_urls(text: str) -> tuple[str, list[etree.Element]]:
+    """The text before the first URL, and one ``a`` per URL carrying the text after it."""
+    parts = _URL.split(text)
+    urls = _URL.findall(text)
+    if not urls:
+        return text, []
+    links = []
+    for url, after in zip(urls, parts[1:], strict=True):
+        link = etree.Element("a", {"href": url})
+        link.text = url
+        link.tail = after
+        links.append(link)
+    return parts[0], links
+
+
+# --- the extension and the converter ----------------------------------------
+
+
+class _SlideExtension(Extension):
+    def __init__(self, converter: SlideConverter) -> None:
+        super().__init__()
+        self.converter = converter
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (API name)
+        md.ESCAPED_CHARS.append("$")
+        md.preprocessors.register(_FencePreprocessor(md, self.converter), "slide_fence", 25)
+        md.preprocessors.register(_DisplayMathPreprocessor(md, self.converter), "slide_math", 24)
+        md.inlinePatterns.register(_MathInlineProcessor(md, self.converter), "slide_math", 185)
+        parser = md.parser
+        for name in ("olist", "ulist"):
+            parser.blockprocessors.deregister(name)
+        lists = [
+            ("list_dot", "ol", r"\d+\.", False, True, 40),
+            ("list_paren", "ol", r"\d+\)", True, True, 39),
+            ("list_star", "ul", r"[*]", True, False, 30),
+            ("list_dash", "ul", r"[-]", False, False, 29),
+            ("list_plus", "ul", r"[+]", False, False, 28),
+        ]
+        for name, tag, marker, fragments, ordered, priority in lists:
+            processor = _ListProcessor(parser, tag, marker, fragments=fragments, ordered=ordered)
+            parser.blockprocessors.register(processor, name, priority)
+        md.treeprocessors.register(_SlideTreeprocessor(md, self.converter), "slide_tree", 5)
+
+
+class SlideConverter:
+    """One reusable Markdown instance with the slide extensions."""
+
+    def __init__(self) -> None:
+        self.ctx = Context()
+        self.md = markdown.Markdown(
+            extensions=["tables", "attr_list", _SlideExtension(self)],
+            output_format="html",
+        )
+        self._math = self.md.inlinePatterns["slide_math"]
+        self._math_registered = True
+
+    def convert(self, text: str, ctx: Context) -> str:
+        """Markdown -> HTML for one slide (or notes, header, footer)."""
+        self.ctx = ctx
+        self.md.reset()
+        # Every inline pattern costs a pass over every text node: skip math when
+        # the text has no dollar at all (nearly every slide of most decks).
+        wants_math = ctx.math and "$" in text
+        if wants_math != self._math_registered:
+            if wants_math:
+                self.md.inlinePatterns.register(self._math, "slide_math", 185)
+            else:
+                self.md.inlinePatterns.deregister("slide_math")
+            self._math_registered = wants_math
+        return self.md.convert(text)
+
+    def convert_inline(self, text: str, ctx: Context) -> str:
+        """Inline Markdown (header, footer) -> HTML without the paragraph around it."""
+        result = self.convert(text, ctx)
+        if result.startswith("<p>") and result.endswith("</p>") and result.count("<p>") == 1:
+            return result[3:-4]
+        return result

@@ -1,0 +1,372 @@
+"""Join rendered slide pages into the deck's PDF (pypdf and fontTools, no WeasyPrint).
+
+Pages come from several batch PDFs, each with its own subset of every font.
+WeasyPrint subsets with glyph ids kept (CID = glyph id, ``/Identity-H``), so
+the subsets of one font are compatible: for every font we know the original
+of (see `pdf_cache`), the assembler takes the union of the glyphs all pages
+use, subsets the original once, and points every page at that one font, with
+merged widths and ``ToUnicode`` map. Fonts it cannot merge (no original,
+custom encodings, bitmap fonts) are copied per batch, which is still correct.
+Then it adds the outline and the metadata, drops attachments and internal
+link annotations, and writes with a content-derived ``/ID`` and no clock, so
+the same pages always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fontTools import subset as ft_subset
+from fontTools.ttLib import TTFont
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    ByteStringObject,
+    DecodedStreamObject,
+    DictionaryObject,
+    FloatObject,
+    IndirectObject,
+    NameObject,
+    NumberObject,
+    TextStringObject,
+)
+
+from slidesvc.pdf_cache import PageCache
+
+_MERGE_SALT = b"slidesvc-font-merge-1"
+_DROP_TABLES = ["BASE", "DSIG", "EBDT", "EBLC", "EBSC", "GPOS", "GSUB", "JSTF", "LTSH"]
+_DROP_TABLES += ["PCLT", "SVG "]
+_BFCHAR_RE = re.compile(rb"<([0-9a-fA-F]{1,8})>\s*<([0-9a-fA-F]*)>")
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """One output page: a page of a cached batch PDF."""
+
+    batch: str
+    page: int
+    fonts: dict[str, str] | None = None
+    """The batch's font resource names -> saved original font files."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The document information dictionary."""
+
+    title: str = ""
+    author: str = ""
+    subject: str = ""
+    creator: str = ""
+    producer: str = ""
+    lang: str = ""
+    date: str = ""
+    """``D:YYYYMMDDHHmmSS+00'00'``, or empty for none (never the clock)."""
+
+
+@dataclass
+class _FontGroup:
+    """Everything the pages say about one font (same name, same original file)."""
+
+    name: str
+    original: str
+    cid_font: DictionaryObject
+    descriptor: DictionaryObject
+    file_key: str
+    widths: dict[int, Any] = field(default_factory=dict)
+    to_unicode: dict[int, bytes] = field(default_factory=dict)
+    reference: IndirectObject | None = None
+
+
+def assemble(
+    pages: Sequence[PageRef],
+    *,
+    cache: PageCache,
+    outline: Sequence[tuple[str, int]] = (),
+    metadata: Metadata | None = None,
+) -> bytes:
+    """The PDF of ``pages`` in order, with fonts merged, outline and metadata."""
+    readers: dict[str, PdfReader] = {}
+    for ref in pages:
+        if ref.batch not in readers:
+            readers[ref.batch] = PdfReader(cache.batch_path(ref.batch))
+    groups = _collect_fonts(pages, readers)
+
+    writer = PdfWriter()
+    unique = {(g.name, g.original): g for g in groups.values()}
+    for _, group in sorted(unique.items()):
+        group.reference = _write_font(writer, group, cache)
+    for ref in pages:
+        page = readers[ref.batch].pages[ref.page]
+        merged = {n: g for (b, n), g in groups.items() if b == ref.batch}
+        _detach_fonts(page, merged)
+        _clean_annotations(page)
+        added = writer.add_page(page)
+        fonts = added["/Resources"].get_object().get("/Font")
+        if fonts is not None:
+            fonts = fonts.get_object()
+            for name, group in merged.items():
+                assert group.reference is not None
+                fonts[NameObject("/" + name)] = group.reference
+
+    for title, index in outline:
+        writer.add_outline_item(title, index)
+    if metadata is not None:
+        _add_metadata(writer, metadata)
+    digest = hashlib.sha256()
+    for ref in pages:
+        digest.update(f"{ref.batch}:{ref.page};".encode())
+    digest.update(repr(metadata).encode())
+    file_id = ByteStringObject(digest.digest()[:16])
+    writer._ID = ArrayObject([file_id, file_id])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _add_metadata(writer: PdfWriter, metadata: Metadata) -> None:
+    info = {
+        "/Title": metadata.title,
+        "/Author": metadata.author,
+        "/Subject": metadata.subject,
+        "/Creator": metadata.creator,
+        "/Producer": metadata.producer,
+        "/CreationDate": metadata.date,
+        "/ModDate": metadata.date,
+    }
+    writer.add_metadata({k: v for k, v in info.items() if v})
+    if metadata.lang:
+        writer._root_object[NameObject("/Lang")] = TextStringObject(metadata.lang)
+    writer.page_mode = "/UseOutlines"
+
+
+def _clean_annotations(page: Any) -> None:
+    """Keep only links to URIs: no attachments, no links into other batches."""
+    annots = page.get("/Annots")
+    if annots is None:
+        return
+    kept = ArrayObject()
+    for annot_ref in annots.get_object():
+        annot = annot_ref.get_object()
+        action = annot.get("/A")
+        action = action.get_object() if action is not None else None
+        is_uri = action is not None and action.get("/S") == "/URI"
+        if annot.get("/Subtype") == "/Link" and is_uri:
+            kept.append(annot_ref)
+    if kept:
+        page[NameObject("/Annots")] = kept
+    else:
+        del page["/Annots"]
+
+
+# --------------------------------------------------------------------------- fonts
+
+
+def _font_dict(resources: Any) -> DictionaryObject | None:
+    if resources is None:
+        return None
+    fonts = resources.get_object().get("/Font")
+    return None if fonts is None else fonts.get_object()
+
+
+def _collect_fonts(
+    pages: Sequence[PageRef], readers: dict[str, PdfReader]
+) -> dict[tuple[str, str], _FontGroup]:
+    """(batch, font name) -> its merge group, for every font that can be merged."""
+    by_original: dict[tuple[str, str], _FontGroup] = {}
+    groups: dict[tuple[str, str], _FontGroup] = {}
+    seen: set[str] = set()
+    for ref in pages:
+        if ref.batch in seen or not ref.fonts:
+            continue
+        seen.add(ref.batch)
+        fonts = _font_dict(readers[ref.batch].pages[ref.page].get("/Resources"))
+        if fonts is None:
+            continue
+        for key, font_ref in fonts.items():
+            name = key[1:]
+            original = ref.fonts.get(name)
+            parts = _mergeable(font_ref.get_object()) if original else None
+            if original is None or parts is None:
+                continue
+            cid_font, descriptor, file_key, to_unicode = parts
+            group = by_original.get((name, original))
+            if group is None:
+                group = _FontGroup(name, original, cid_font, descriptor, file_key)
+                by_original[(name, original)] = group
+            group.widths.update(_parse_widths(cid_font.get("/W")))
+            group.to_unicode.update(_parse_to_unicode(to_unicode))
+            groups[(ref.batch, name)] = group
+    return groups
+
+
+def _mergeable(font: Any) -> tuple[DictionaryObject, DictionaryObject, str, Any] | None:
+    """The parts of a WeasyPrint Type0 / Identity-H font, or None if it is something else."""
+    if font.get("/Subtype") != "/Type0" or font.get("/Encoding") != "/Identity-H":
+        return None
+    descendants = font.get("/DescendantFonts")
+    if descendants is None or "/ToUnicode" not in font:
+        return None
+    cid_font = descendants.get_object()[0].get_object()
+    if cid_font.get("/CIDToGIDMap") != "/Identity":
+        return None
+    descriptor = cid_font["/FontDescriptor"].get_object()
+    for file_key in ("/FontFile2", "/FontFile3"):
+        if file_key in descriptor:
+            return cid_font, descriptor, file_key, font["/ToUnicode"].get_object()
+    return None
+
+
+def _parse_widths(w: Any) -> dict[int, Any]:
+    widths: dict[int, Any] = {}
+    if w is None:
+        return widths
+    items = list(w.get_object())
+    i = 0
+    while i < len(items):
+        first = int(items[i])
+        following = items[i + 1].get_object() if i + 1 < len(items) else None
+        if isinstance(following, list):
+            for offset, width in enumerate(following):
+                widths[first + offset] = width
+            i += 2
+        else:  # c_first c_last w
+            for cid in range(first, int(items[i + 1]) + 1):
+                widths[cid] = items[i + 2]
+            i += 3
+    return widths
+
+
+def _parse_to_unicode(stream: Any) -> dict[int, bytes]:
+    data = stream.get_data()
+    mapping: dict[int, bytes] = {}
+    for block in re.findall(rb"beginbfchar(.*?)endbfchar", data, re.S):
+        for glyph, text in _BFCHAR_RE.findall(block):
+            mapping[int(glyph, 16)] = bytes.fromhex(text.decode())
+    return mapping
+
+
+def _write_font(writer: PdfWriter, group: _FontGroup, cache: PageCache) -> IndirectObject:
+    """One Type0 font for the whole document: merged subset, widths, ToUnicode."""
+    gids = sorted(set(group.widths) | set(group.to_unicode) | {0})
+    data, is_otf = _merged_subset(cache, group.original, gids)
+    font_file = DecodedStreamObject()
+    font_file.set_data(data)
+    if is_otf:
+        font_file[NameObject("/Subtype")] = NameObject("/OpenType")
+    else:
+        font_file[NameObject("/Length1")] = NumberObject(len(data))
+    font_file_ref = writer._add_object(font_file.flate_encode())
+
+    descriptor = DictionaryObject()
+    for key, value in group.descriptor.items():
+        if key not in ("/FontFile2", "/FontFile3", "/CIDSet"):
+            descriptor[NameObject(key)] = value.clone(writer)
+    descriptor[NameObject(group.file_key)] = font_file_ref
+
+    cid_font = DictionaryObject()
+    for key, value in group.cid_font.items():
+        if key not in ("/W", "/FontDescriptor"):
+            cid_font[NameObject(key)] = value.clone(writer)
+    cid_font[NameObject("/W")] = _widths_array(group.widths)
+    cid_font[NameObject("/FontDescriptor")] = writer._add_object(descriptor)
+
+    to_unicode = DecodedStreamObject()
+    to_unicode.set_data(_to_unicode_cmap(group.to_unicode))
+    type0 = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type0"),
+            NameObject("/BaseFont"): cid_font["/BaseFont"],
+            NameObject("/Encoding"): NameObject("/Identity-H"),
+            NameObject("/DescendantFonts"): ArrayObject([writer._add_object(cid_font)]),
+            NameObject("/ToUnicode"): writer._add_object(to_unicode.flate_encode()),
+        }
+    )
+    return writer._add_object(type0)
+
+
+def _widths_array(widths: dict[int, Any]) -> ArrayObject:
+    array = ArrayObject()
+    run: ArrayObject | None = None
+    previous = -2
+    for cid in sorted(widths):
+        if cid != previous + 1 or run is None:
+            run = ArrayObject()
+            array.extend([NumberObject(cid), run])
+        width = widths[cid]
+        run.append(width if isinstance(width, NumberObject | FloatObject) else FloatObject(width))
+        previous = cid
+    return array
+
+
+def _to_unicode_cmap(mapping: dict[int, bytes]) -> bytes:
+    lines = [
+        b"/CIDInit /ProcSet findresource begin",
+        b"12 dict begin",
+        b"begincmap",
+        b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def",
+        b"/CMapName /Adobe-Identity-UCS def",
+        b"/CMapType 2 def",
+        b"1 begincodespacerange",
+        b"<0000> <ffff>",
+        b"endcodespacerange",
+    ]
+    items = sorted(mapping.items())
+    for start in range(0, len(items), 100):
+        chunk = items[start : start + 100]
+        lines.append(f"{len(chunk)} beginbfchar".encode())
+        lines.extend(f"<{gid:04x}> <{text.hex()}>".encode() for gid, text in chunk)
+        lines.append(b"endbfchar")
+    lines += [b"endcmap", b"CMapName currentdict /CMap defineresource pop", b"end", b"end"]
+    return b"\n".join(lines)
+
+
+def _merged_subset(cache: PageCache, original: str, gids: list[int]) -> tuple[bytes, bool]:
+    """The original font cut down to ``gids`` (glyph ids kept); cached."""
+    key = hashlib.sha256(_MERGE_SALT + original.encode() + repr(gids).encode()).hexdigest()
+    path = cache.font_path(f"merged-{key[:32]}.font")
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = _subset(cache.font_path(original).read_bytes(), _font_index(original), gids)
+        PageCache._write(path, data)
+    return data, data[:4] == b"OTTO"
+
+
+def _font_index(name: str) -> int:
+    return int(name.rsplit("-", 1)[1].split(".", 1)[0])
+
+
+def _subset(data: bytes, index: int, gids: list[int]) -> bytes:
+    options = ft_subset.Options()
+    options.retain_gids = True
+    options.passthrough_tables = True
+    options.ignore_missing_glyphs = True
+    options.hinting = False
+    options.desubroutinize = True
+    options.notdef_outline = True
+    options.drop_tables += _DROP_TABLES
+    font = TTFont(io.BytesIO(data), fontNumber=index, lazy=True)
+    subsetter = ft_subset.Subsetter(options)
+    subsetter.populate(gids=gids)
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
+
+
+def _detach_fonts(page: Any, merged: dict[str, _FontGroup]) -> None:
+    """Stop pypdf from copying the fonts that `assemble` replaces by merged ones."""
+    resources = page.get("/Resources")
+    fonts = _font_dict(resources)
+    if fonts is None or not merged:
+        return
+    kept = DictionaryObject(
+        {NameObject(k): v for k, v in fonts.items() if k[1:] not in merged}
+    )
+    resources.get_object()[NameObject("/Font")] = kept

@@ -1,0 +1,617 @@
+"""The deck as a PDF, made by WeasyPrint (the only module that imports it).
+
+Each slide is one fixed-size page, so slides are rendered independently:
+consecutive slides that are not in the on-disk cache are grouped in small
+batches and laid out in parallel worker processes; every batch is written as
+one PDF whose pages are cached per slide (keyed by the hash of the slide's
+HTML, the stylesheets, its images and the WeasyPrint version). `pdf_assemble`
+then joins the cached pages, merges the fonts the batches subset separately,
+and adds outline and metadata. A confined URL fetcher serves only ``data:``
+URIs, the deck's images and files inside the deck's folder; anything else is
+refused and reported against the slide's line. The layout tree that WeasyPrint
+builds also tells how far a slide's content overflows its page
+(`find_overflows`, used by ``slidesvc check``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import logging
+import math
+import multiprocessing
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+import weasyprint
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration, get_hb_object_data
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from slidesvc import __version__
+from slidesvc.errors import Diagnostic, RenderError
+from slidesvc.model import ASSET_SCHEME, Deck, Slide
+from slidesvc.pdf_assemble import Metadata, PageRef, assemble
+from slidesvc.pdf_cache import PageCache, PageEntry, default_cache_dir
+
+MIN_WEASYPRINT = 70
+"""Older releases have SSRF / local-file advisories; we refuse to run with them."""
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Largest local file (image, font, stylesheet) the fetcher hands to WeasyPrint."""
+
+_CACHE_SALT = "slidesvc-pdf-2"
+_BATCH_MAX = 16
+_ASSET_RE = re.compile(re.escape(ASSET_SCHEME) + r"([A-Za-z0-9_.-]+)")
+_LOG = logging.getLogger(__name__)
+
+
+def check_weasyprint_version(version: str = weasyprint.__version__) -> None:
+    """Refuse WeasyPrint releases older than `MIN_WEASYPRINT`."""
+    match = re.match(r"(\d+)", version)
+    if match is None or int(match[1]) < MIN_WEASYPRINT:
+        raise RenderError(
+            f"WeasyPrint {version} is too old: slidesvc needs WeasyPrint {MIN_WEASYPRINT} "
+            "or later (older releases can be tricked into reading local files or URLs)"
+        )
+
+
+# --------------------------------------------------------------------------- fetcher
+
+
+class ConfinedFetcher(URLFetcher):  # type: ignore[misc]
+    """Serves ``data:``, ``slidesvc-asset:`` and regular files inside ``folder``.
+
+    Everything else (other files, ``http:``, ``ftp:``, devices, symlinks that
+    leave the folder) raises, which WeasyPrint turns into a skipped resource;
+    each refusal is recorded in `refused` so the caller can name the slide.
+    """
+
+    def __init__(self, folder: Path, assets: Mapping[str, tuple[str, bytes]]) -> None:
+        super().__init__(timeout=5, allow_redirects=False)
+        self.folder = folder.resolve()
+        self.assets = assets
+        self.refused: list[tuple[str, str]] = []
+
+    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+        scheme = url.split(":", 1)[0].lower()
+        if scheme == "data":
+            return super().fetch(url, headers)
+        if scheme == ASSET_SCHEME[:-1]:
+            asset = self.assets.get(url[len(ASSET_SCHEME) :])
+            if asset is None:
+                raise self._refuse(url, "unknown image id")
+            mime, data = asset
+            return URLFetcherResponse(url, data, {"Content-Type": mime})
+        if scheme == "file":
+            return self._fetch_file(url)
+        raise self._refuse(url, "only files inside the deck's folder and data: URIs are allowed")
+
+    def _fetch_file(self, url: str) -> URLFetcherResponse:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise self._refuse(url, "remote file URLs are not allowed")
+        try:
+            path = Path(url2pathname(unquote(parts.path))).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise self._refuse(url, "file not found") from None
+        if not path.is_relative_to(self.folder):
+            raise self._refuse(url, "outside the deck's folder")
+        if not path.is_file():
+            raise self._refuse(url, "not a regular file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise self._refuse(url, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+        return URLFetcherResponse(path.as_uri(), path.read_bytes())
+
+    def _refuse(self, url: str, reason: str) -> ValueError:
+        self.refused.append((url, reason))
+        return ValueError(f"slidesvc refused {url}: {reason}")
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _page_css(deck: Deck) -> str:
+    w, h = deck.meta.width, deck.meta.height
+    return (
+        f"@page{{size:{w}px {h}px;margin:0}}"
+        f".pdf-page{{width:{w}px;height:{h}px}}"
+        f".pdf-page.pdf-notes{{height:auto;min-height:{h}px}}"
+        f"section.slide{{width:{w}px;height:{h}px}}"
+    )
+
+
+def stylesheet(deck: Deck) -> str:
+    """All CSS of a deck's PDF: theme, deck style, code colours, print rules."""
+    print_css = resources.files("slidesvc.viewer").joinpath("print.css").read_text("utf-8")
+    return "\n".join((deck.theme_css, deck.code_css, print_css, _page_css(deck)))
+
+
+def _attr(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def _background_layer(slide: Slide) -> str:
+    if not slide.backgrounds:
+        return ""
+    figures = "".join(
+        f'<figure style="background-image:url({_attr(bg.url)});'
+        f"background-size:{_attr(bg.size)};background-position:{_attr(bg.position)}\"></figure>"
+        for bg in slide.backgrounds
+    )
+    if not slide.bg_split:
+        return f'<div class="bg-layer">{figures}</div>'
+    side = "left:0" if slide.bg_split == "left" else "right:0"
+    style = f"{side};width:{_attr(slide.bg_split_size)}"
+    left_or_right = "right:auto" if slide.bg_split == "left" else "left:auto"
+    return f'<div class="bg-layer" style="{style};{left_or_right}">{figures}</div>'
+
+
+def slide_section(slide: Slide, count: int) -> str:
+    """One slide as the viewer's ``<section class="slide">`` (without notes)."""
+    classes = " ".join(("slide", *slide.classes))
+    if slide.bg_split:
+        classes += f" bg-split bg-{slide.bg_split}"
+    style = []
+    if slide.background:
+        style.append(f"background:{slide.background}")
+    if slide.color:
+        style.append(f"color:{slide.color}")
+    if slide.bg_split:
+        pad = "padding-left" if slide.bg_split == "left" else "padding-right"
+        style.append(f"--bg-size:{slide.bg_split_size}")
+        style.append(f"{pad}:calc({slide.bg_split_size} + 40px)")
+    parts = [
+        f'<section class="{_attr(classes)}" id="{slide.number}" data-line="{slide.line}"'
+        f' data-title="{_attr(slide.title)}" style="{_attr(";".join(style))}">',
+        _background_layer(slide),
+    ]
+    if slide.header_html:
+        parts.append(f"<header>{slide.header_html}</header>")
+    parts.append(f'<div class="content">{slide.html}</div>')
+    if slide.footer_html:
+        parts.append(f"<footer>{slide.footer_html}</footer>")
+    if slide.paginate:
+        parts.append(f'<span class="page-number" data-count="{count}">{slide.number}</span>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _page_body(slide: Slide, count: int, notes: bool) -> str:
+    body = f'<div class="pdf-page" data-page="{slide.number}">{slide_section(slide, count)}</div>'
+    if notes and slide.notes_html:
+        title = f"Slide {slide.number}" + (f" · {html.escape(slide.title)}" if slide.title else "")
+        body += (
+            f'<div class="pdf-page pdf-notes" data-page="{slide.number}n">'
+            f'<section class="notes-page"><h2>{title}</h2>'
+            f'<div class="notes-body">{slide.notes_html}</div></section></div>'
+        )
+    return body
+
+
+def _document(lang: str, bodies: Sequence[str]) -> str:
+    return (
+        f'<!doctype html><html lang="{_attr(lang)}"><head><meta charset="utf-8"></head>'
+        f'<body><main class="deck">{"".join(bodies)}</main></body></html>'
+    )
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True)
+class _SlideJob:
+    key: str
+    number: int
+    body: str
+
+
+@dataclass(frozen=True)
+class _BatchJob:
+    folder: str
+    lang: str
+    css: str
+    slides: tuple[_SlideJob, ...]
+    assets: dict[str, tuple[str, bytes]]
+    cache_dir: str
+
+
+@dataclass
+class _WorkerState:
+    """Per-process caches: the font configuration and parsed stylesheets."""
+
+    fonts: FontConfiguration = field(default_factory=FontConfiguration)
+    css: dict[str, tuple[CSS, list[tuple[str, str]]]] = field(default_factory=dict)
+
+
+_STATE: _WorkerState | None = None
+
+
+def _state() -> _WorkerState:
+    global _STATE
+    if _STATE is None:
+        _STATE = _WorkerState()
+    return _STATE
+
+
+def _parsed_css(state: _WorkerState, text: str, folder: Path) -> tuple[CSS, list[tuple[str, str]]]:
+    key = hashlib.sha256(f"{folder}\0{text}".encode()).hexdigest()
+    if key not in state.css:
+        if len(state.css) > 8:
+            state.css.clear()
+        fetcher = ConfinedFetcher(folder, {})
+        css = CSS(
+            string=text,
+            base_url=folder.as_uri() + "/",
+            url_fetcher=fetcher,
+            font_config=state.fonts,
+        )
+        state.css[key] = (css, fetcher.refused)
+    return state.css[key]
+
+
+def _render_batch(job: _BatchJob) -> list[PageEntry]:
+    """Lay out and write one batch of slides; cache and return one entry per slide."""
+    state = _state()
+    folder = Path(job.folder)
+    css, css_refused = _parsed_css(state, job.css, folder)
+    fetcher = ConfinedFetcher(folder, job.assets)
+    quiet = logging.getLogger("weasyprint")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # refusals are reported per slide instead
+    try:
+        document = HTML(
+            string=_document(job.lang, [s.body for s in job.slides]),
+            base_url=folder.as_uri() + "/",
+            url_fetcher=fetcher,
+        ).render(stylesheets=[css], font_config=state.fonts)
+        kept, slide_pages, notes_pages, overflows = _map_pages(document, job.slides)
+        document = document.copy(kept)
+        pdf = document.write_pdf()
+    finally:
+        quiet.setLevel(level)
+    cache = PageCache(Path(job.cache_dir))
+    fonts = _save_fonts(document, cache)
+    batch = cache.put_batch(pdf)
+    refused = css_refused + fetcher.refused
+    entries = []
+    for s in job.slides:
+        mine = [(u, r) for u, r in refused if _mentions(s.body, u)]
+        theirs = [(u, r) for u, r in refused if not any(_mentions(t.body, u) for t in job.slides)]
+        entry = PageEntry(
+            batch=batch,
+            page=slide_pages[s.number],
+            notes_pages=tuple(notes_pages.get(s.number, ())),
+            overflow=overflows[s.number],
+            refused=tuple(mine),
+            theme_refused=tuple(theirs),
+            fonts=fonts,
+        )
+        cache.put_entry(s.key, entry)
+        entries.append(entry)
+    return entries
+
+
+def _mentions(body: str, url: str) -> bool:
+    """Whether a refused (absolute) URL comes from this slide's HTML."""
+    if url in body or html.escape(url) in body:
+        return True
+    tail = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    return bool(tail) and tail in unquote(body)
+
+
+def _map_pages(
+    document: Any, slides: Sequence[_SlideJob]
+) -> tuple[list[Any], dict[int, int], dict[int, list[int]], dict[int, tuple[float, float]]]:
+    """Keep one page per slide (plus notes pages) and measure each slide's overflow."""
+    kept: list[Any] = []
+    slide_pages: dict[int, int] = {}
+    notes_pages: dict[int, list[int]] = {}
+    overflows: dict[int, tuple[float, float]] = {}
+    for page in document.pages:
+        marker = _page_marker(page._page_box)
+        if marker is None:
+            continue
+        if marker.endswith("n"):
+            notes_pages.setdefault(int(marker[:-1]), []).append(len(kept))
+        else:
+            number = int(marker)
+            if number in slide_pages:
+                continue  # never split a slide over two pages
+            slide_pages[number] = len(kept)
+            overflows[number] = _overflow(page._page_box)
+        kept.append(page)
+    missing = [s.number for s in slides if s.number not in slide_pages]
+    if missing:
+        raise RenderError(f"slide {missing[0]} produced no PDF page")
+    return kept, slide_pages, notes_pages, overflows
+
+
+def _walk(box: Any) -> Iterator[Any]:
+    yield box
+    for child in getattr(box, "children", ()):
+        yield from _walk(child)
+
+
+def _page_marker(page_box: Any) -> str | None:
+    for box in _walk(page_box):
+        element = getattr(box, "element", None)
+        if element is not None and element.get("data-page"):
+            return str(element.get("data-page"))
+    return None
+
+
+def _has_class(box: Any, name: str) -> bool:
+    element = getattr(box, "element", None)
+    if element is None or getattr(box, "element_tag", None) is None:
+        return False
+    return name in (element.get("class") or "").split()
+
+
+def _overflow(page_box: Any) -> tuple[float, float]:
+    """(vertical, horizontal) px by which the slide's content leaves its content box."""
+    section = next((b for b in _walk(page_box) if _has_class(b, "slide")), None)
+    if section is None:
+        return (0.0, 0.0)
+    content = next((b for b in _walk(section) if _has_class(b, "content")), section)
+    top, left = section.content_box_y(), section.content_box_x()
+    bottom, right = top + section.height, left + section.width
+    dy = dx = 0.0
+    for box in _walk(content):
+        if box is content or not hasattr(box, "border_box_y"):
+            continue
+        y, x = box.border_box_y(), box.border_box_x()
+        dy = max(dy, y + box.border_height() - bottom, top - y)
+        dx = max(dx, x + box.border_width() - right, left - x)
+    return (round(dy, 1), round(dx, 1))
+
+
+def _save_fonts(document: Any, cache: PageCache) -> dict[str, str]:
+    """Store each embedded font's original file once; map PDF font names to them.
+
+    WeasyPrint subsets every font per document, keeping glyph ids; with the
+    originals, the assembler can subset each font once for the whole deck.
+    Variable and bitmap fonts are left alone (their subsets stay per batch).
+    """
+    names: dict[str, str] = {}
+    for font in document.fonts.values():
+        if font.bitmap or "fvar" in font.tables:
+            continue
+        names[font.hash] = cache.put_font(get_hb_object_data(font.hb_face), font.index)
+    return names
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    entries: list[PageEntry]
+    diagnostics: list[Diagnostic]
+
+
+def _slide_key(css_hash: str, body: str, assets: Mapping[str, tuple[str, bytes]]) -> str:
+    h = hashlib.sha256()
+    for part in (_CACHE_SALT, weasyprint.__version__, css_hash, body, *sorted(assets)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _used_assets(deck: Deck, text: str) -> dict[str, tuple[str, bytes]]:
+    used = {}
+    for asset_id in _ASSET_RE.findall(text):
+        asset = deck.assets.get(asset_id)
+        if asset is not None:
+            used[asset_id] = (asset.mime, asset.data)
+    return used
+
+
+def _jobs(jobs: int | None) -> int:
+    if jobs is not None:
+        return max(1, jobs)
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _render(
+    deck: Deck, *, notes: bool, jobs: int | None, cache_dir: Path | None, limit: int = 0
+) -> _Rendered:
+    """Cache entries for the deck's slides (the first ``limit`` only, if given)."""
+    check_weasyprint_version()
+    if not deck.slides:
+        raise RenderError(f"{deck.path}: the deck has no slides")
+    cache = PageCache(cache_dir or default_cache_dir())
+    css = stylesheet(deck)
+    css_hash = hashlib.sha256(css.encode()).hexdigest()
+    theme_assets = _used_assets(deck, css)
+    count = len(deck.slides)
+    slide_jobs: list[tuple[_SlideJob, dict[str, tuple[str, bytes]]]] = []
+    entries: dict[int, PageEntry] = {}
+    slides = deck.slides[:limit] if limit else deck.slides
+    for slide in slides:
+        body = _page_body(slide, count, notes)
+        assets = {**theme_assets, **_used_assets(deck, body)}
+        key = _slide_key(css_hash, body, assets)
+        entry = cache.get_entry(key)
+        if entry is not None:
+            entries[slide.number] = entry
+        else:
+            slide_jobs.append((_SlideJob(key, slide.number, body), assets))
+
+    workers = _jobs(jobs)
+    batches = _batches(deck, css, slide_jobs, workers, cache)
+    if len(batches) > 1 and workers > 1:
+        results = _run_pool(batches, min(workers, len(batches)))
+    else:
+        results = [_render_batch(b) for b in batches]
+    for batch, batch_entries in zip(batches, results, strict=True):
+        for s, entry in zip(batch.slides, batch_entries, strict=True):
+            entries[s.number] = entry
+    cache.prune()
+    ordered = [entries[s.number] for s in slides]
+    return _Rendered(ordered, _refusal_diagnostics(deck, ordered))
+
+
+def _batches(
+    deck: Deck,
+    css: str,
+    slide_jobs: Sequence[tuple[_SlideJob, dict[str, tuple[str, bytes]]]],
+    workers: int,
+    cache: PageCache,
+) -> list[_BatchJob]:
+    """Group consecutive uncached slides, a few batches per worker."""
+    if not slide_jobs:
+        return []
+    size = max(1, min(_BATCH_MAX, math.ceil(len(slide_jobs) / (workers * 3))))
+    batches = []
+    for start in range(0, len(slide_jobs), size):
+        group = slide_jobs[start : start + size]
+        assets: dict[str, tuple[str, bytes]] = {}
+        for _, used in group:
+            assets.update(used)
+        batches.append(
+            _BatchJob(
+                folder=str(deck.folder.resolve()),
+                lang=deck.meta.lang,
+                css=css,
+                slides=tuple(s for s, _ in group),
+                assets=assets,
+                cache_dir=str(cache.root),
+            )
+        )
+    return batches
+
+
+def _run_pool(batches: Sequence[_BatchJob], workers: int) -> list[list[PageEntry]]:
+    # Forking keeps the already-imported WeasyPrint and Pango: no start-up cost.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_render_batch, batches))
+
+
+def _refusal_diagnostics(deck: Deck, entries: Sequence[PageEntry]) -> list[Diagnostic]:
+    found: dict[tuple[int, str], Diagnostic] = {}
+    for slide, entry in zip(deck.slides, entries, strict=False):
+        for url, reason in entry.refused:
+            message = f"slide {slide.number}: refused to load {url} ({reason})"
+            found.setdefault((slide.line, message), Diagnostic(deck.path, slide.line, message))
+        for url, reason in entry.theme_refused:
+            message = f"theme or style: refused to load {url} ({reason})"
+            found.setdefault((0, message), Diagnostic(deck.path, 0, message))
+    return list(found.values())
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def pdf_metadata(deck: Deck) -> Metadata:
+    """Title, author, subject, creator and a reproducible date for the PDF."""
+    return Metadata(
+        title=deck.meta.title,
+        author=deck.meta.author,
+        subject=deck.meta.description,
+        creator=f"slidesvc {__version__}",
+        producer=f"WeasyPrint {weasyprint.__version__}",
+        lang=deck.meta.lang,
+        date=_creation_date(deck),
+    )
+
+
+def _creation_date(deck: Deck) -> str:
+    """``D:...`` from SOURCE_DATE_EPOCH, else the deck's own date, else none."""
+    import datetime as dt
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        stamp = dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+        return stamp.strftime("D:%Y%m%d%H%M%S+00'00'")
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", str(deck.meta.date).strip())
+    if match:
+        return f"D:{match[1]}{match[2]}{match[3]}000000+00'00'"
+    return ""
+
+
+def render_pdf(
+    deck: Deck,
+    *,
+    notes: bool = False,
+    jobs: int | None = None,
+    cache_dir: Path | None = None,
+    diagnostics: list[Diagnostic] | None = None,
+) -> bytes:
+    """The deck's PDF: one page per slide (each followed by its notes page if asked).
+
+    ``notes`` (or ``pdf: {notes: true}`` in the front matter) adds notes pages;
+    ``jobs`` caps the worker processes (default: the usable cores);
+    ``cache_dir`` holds rendered pages (default `default_cache_dir`). Refused
+    resources become warnings, appended to ``diagnostics`` when given, else
+    logged.
+    """
+    notes = notes or deck.meta.pdf_notes
+    rendered = _render(deck, notes=notes, jobs=jobs, cache_dir=cache_dir)
+    if diagnostics is not None:
+        diagnostics.extend(rendered.diagnostics)
+    else:
+        for diagnostic in rendered.diagnostics:
+            _LOG.warning("%s", diagnostic)
+    pages: list[PageRef] = []
+    outline: list[tuple[str, int]] = []
+    for slide, entry in zip(deck.slides, rendered.entries, strict=True):
+        outline.append((_outline_title(slide), len(pages)))
+        pages.append(PageRef(entry.batch, entry.page, entry.fonts))
+        pages.extend(PageRef(entry.batch, n, entry.fonts) for n in entry.notes_pages)
+    cache = PageCache(cache_dir or default_cache_dir())
+    return assemble(pages, outline=outline, metadata=pdf_metadata(deck), cache=cache)
+
+
+def _outline_title(slide: Slide) -> str:
+    if slide.title:
+        return slide.title
+    first_line = slide.text.strip().split("\n", 1)[0].strip()
+    return first_line[:80] or f"Slide {slide.number}"
+
+
+def find_overflows(
+    deck: Deck, *, jobs: int | None = None, cache_dir: Path | None = None
+) -> list[Diagnostic]:
+    """Warnings for slides whose content does not fit their page, per WeasyPrint's layout."""
+    rendered = _render(deck, notes=False, jobs=jobs, cache_dir=cache_dir)
+    found = []
+    for slide, entry in zip(deck.slides, rendered.entries, strict=True):
+        dy, dx = entry.overflow
+        if dy >= 1:
+            message = f"slide {slide.number} overflows by {math.ceil(dy)} px"
+            found.append(Diagnostic(deck.path, slide.line, message))
+        if dx >= 1:
+            message = f"slide {slide.number} is {math.ceil(dx)} px too wide"
+            found.append(Diagnostic(deck.path, slide.line, message))
+    return found
+
+
+def render_thumbnail_png(deck: Deck, width: int = 640, *, cache_dir: Path | None = None) -> bytes:
+    """Slide 1 as a PNG ``width`` pixels wide (for oEmbed and index pages)."""
+    import pypdfium2
+
+    rendered = _render(deck, notes=False, jobs=1, cache_dir=cache_dir, limit=1)
+    entry = rendered.entries[0]
+    cache = PageCache(cache_dir or default_cache_dir())
+    pdf = assemble([PageRef(entry.batch, entry.page, entry.fonts)], cache=cache)
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        page = document[0]
+        image = page.render(scale=width / page.get_width()).to_pil()
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=True)
+        return out.getvalue()
+    finally:
+        document.close()
