@@ -32,4 +32,6 @@ def describe(deck: Deck) -> dict[str, Any]:
         "generator": f"slidesvc {__version__}",
         "has_notes": deck.has_notes,
         "pdf_filename": meta.pdf_filename or f"{deck.slug}.pdf",
+        "pdf_notes": meta.pdf_notes,
+        "embed_origins": list(meta.embed_origins),
     }

@@ -166,6 +166,8 @@ def _parse_comment(body: str) -> dict[str, tuple[str, Any]] | None:
         if match is None:
             return _parse_yaml_comment(body, found)
         prefix, key, value = match.group(1), canonical(match.group(2)), match.group(3) or ""
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
         if key not in LOCAL_KEYS and (prefix or key not in _COMMENT_GLOBALS):
             return None
         found[key if not prefix else "_" + key] = (prefix, value)

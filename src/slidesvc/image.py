@@ -243,6 +243,24 @@ def deck_entries(artifacts_dir: Path, modules: Sequence[Path] | None = None) -> 
 # --- bytecode --------------------------------------------------------------------------------
 
 
+_COMPILER = """
+import importlib.util, marshal, sys
+header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little")
+out = []
+for path, source in marshal.loads(sys.stdin.buffer.read()):
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        out.append(b"")
+        continue
+    out.append(header + importlib.util.source_hash(source) + marshal.dumps(code))
+    del code
+sys.stdout.buffer.write(marshal.dumps(out))
+"""
+_COMPILE_JOBS = 4
+"""Fixed, so that the split of files between compiler processes never depends on the machine."""
+
+
 def with_bytecode(entries: Sequence[oci.Entry]) -> list[oci.Entry]:
     """`entries` plus an unchecked-hash ``.pyc`` for every ``.py`` file.
 
@@ -250,23 +268,38 @@ def with_bytecode(entries: Sequence[oci.Entry]) -> list[oci.Entry]:
     tries to rewrite them, which a read-only root filesystem could not allow.
     A file that does not compile (a test fixture with bad syntax) keeps only
     its source.
+
+    `marshal` output depends on the compiling process: references are
+    flagged by reference count, and set constants follow string hashing.
+    So compilation runs in fresh interpreters without site packages and
+    with a fixed hash seed, each handed the same files in the same order;
+    the bytes are then the same on every build.
     """
     if sys.version_info[:2] != (3, 11):
-        raise ImageBuildError(
-            "slidesvc image must run on Python 3.11 to precompile for the image's Python"
+        raise ImageBuildError("slidesvc image must run on Python 3.11 (the image's Python)")
+    sources = [e for e in entries if e.kind == "file" and e.path.endswith(".py")]
+    chunks = [sources[i::_COMPILE_JOBS] for i in range(_COMPILE_JOBS)]
+    env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-S", "-s", "-B", "-c", _COMPILER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
+        for _ in chunks
+    ]
     out = list(entries)
-    for entry in entries:
-        if entry.kind != "file" or not entry.path.endswith(".py"):
-            continue
-        path = PurePosixPath(entry.path)
-        try:
-            code = compile(entry.data, "/" + entry.path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
-            continue
-        header = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little")
-        pyc = header + importlib.util.source_hash(entry.data) + marshal.dumps(code)
-        out.append(oci.file(str(path.parent / "__pycache__" / f"{path.stem}.cpython-311.pyc"), pyc))
+    for proc, chunk in zip(procs, chunks, strict=True):
+        stdout, stderr = proc.communicate(marshal.dumps([("/" + e.path, e.data) for e in chunk]))
+        if proc.returncode != 0:
+            raise ImageBuildError(f"compiling bytecode failed: {stderr.decode(errors='replace')}")
+        for entry, pyc in zip(chunk, marshal.loads(stdout), strict=True):
+            if pyc:
+                path = PurePosixPath(entry.path)
+                name = path.parent / "__pycache__" / f"{path.stem}.cpython-311.pyc"
+                out.append(oci.file(str(name), pyc))
     return out
 
 

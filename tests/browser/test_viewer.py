@@ -201,7 +201,7 @@ def test_scaling_follows_resize(page: Any, build: Build) -> None:
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(build())
     page.set_viewport_size({"width": 640, "height": 720})
-    page.wait_for_function("document.querySelector('.slide.current').getBoundingClientRect().width < 641")
+    page.wait_for_function("() => document.querySelector('.slide.current').getBoundingClientRect().width < 641")
     r = page.eval_on_selector("section.slide.current", "s => s.getBoundingClientRect().toJSON()")
     assert r["width"] == pytest.approx(640, abs=1)
     assert r["height"] == pytest.approx(360, abs=1)
@@ -281,8 +281,8 @@ def blue_share(png: bytes) -> float:
 
     from PIL import Image
 
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    pixels = list(image.getdata())
+    data = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+    pixels = [data[i : i + 3] for i in range(0, len(data), 3)]
     return sum(1 for r, g, b in pixels if b > 200 and r < 60 and g < 60) / len(pixels)
 
 
@@ -309,7 +309,7 @@ def test_wheel_gesture_moves_one_slide(page: Any, build: Build) -> None:
     assert current(page) == 2
     page.wait_for_timeout(400)
     page.mouse.wheel(0, -40)
-    page.wait_for_function("document.querySelector('.slide.current').id === '1'")
+    page.wait_for_function("() => document.querySelector('.slide.current').id === '1'")
 
 
 def test_presenter_window_stays_in_sync_on_file_urls(context: Any, build: Build) -> None:
@@ -329,7 +329,9 @@ def test_presenter_window_stays_in_sync_on_file_urls(context: Any, build: Build)
     wait_slide(audience, 2)
     assert presenter.text_content(".pv-notes") == "Notes for two"
     presenter.keyboard.press("ArrowRight")  # first fragment of slide 2
-    audience.wait_for_function("document.querySelectorAll('.slide.current .fragments > li:not(.future)').length === 1")
+    audience.wait_for_function(
+        "() => document.querySelectorAll('.slide.current .fragments > li:not(.future)').length === 1"
+    )
 
     audience.keyboard.press("End")
     wait_slide(presenter, 4)
@@ -341,7 +343,7 @@ def test_presenter_timer_pauses_and_resets(context: Any, build: Build) -> None:
     """The elapsed timer runs, stands still when paused and goes back to 0:00 on reset."""
     page = context.new_page()
     page.goto(build(notes=True, mode="presenter"))
-    page.wait_for_function("document.querySelector('.pv-timer').textContent === '0:01'", timeout=3000)
+    page.wait_for_function("() => document.querySelector('.pv-timer').textContent === '0:01'", timeout=3000)
     page.click(".pv-pause")
     frozen = page.text_content(".pv-timer")
     page.wait_for_timeout(1300)
@@ -386,8 +388,8 @@ def test_embed_mode_reads_its_query_and_never_takes_focus(context: Any, build: B
     page.keyboard.press("ArrowRight")  # typed into the host page, not the deck
     assert frame.eval_on_selector("section.slide.current", "s => s.id") == "2"
     assert page.input_value("#q") == ""
-    frame.click(".controls .next")
-    assert frame.eval_on_selector("section.slide.current", "s => s.id") == "3"
+    frame.click(".controls .prev")
+    assert frame.eval_on_selector("section.slide.current", "s => s.id") == "1"
 
 
 def test_print_shows_every_slide_with_all_fragments(page: Any, build: Build) -> None:
