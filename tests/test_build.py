@@ -14,7 +14,7 @@ from slidesvc.build import build_artifacts, build_file, compile_artifacts, deck_
 from slidesvc.errors import DeckError
 from slidesvc.parse import load_deck
 
-from .conftest import DECKS
+DECKS = Path(__file__).resolve().parents[1] / "decks"
 
 NOTED = """\
 ---

@@ -21,6 +21,8 @@ lang: fr
 aspect: 4:3
 pdf:
   filename: shipping.pdf
+embed:
+  origins: [https://wiki.example.org]
 ---
 
 # Shipping decks
@@ -62,6 +64,8 @@ def test_describe_a_parsed_deck(write_deck: Callable[..., Path]) -> None:
         "generator": f"slidesvc {__version__}",
         "has_notes": True,
         "pdf_filename": "shipping.pdf",
+        "pdf_notes": False,
+        "embed_origins": ["https://wiki.example.org"],
     }
     assert len(info["version"]) >= 8
 
@@ -80,4 +84,10 @@ def test_defaults_for_a_bare_deck() -> None:
     deck = Deck(Path("/d/x.md"), "x", DeckMeta(title="X"), (Slide(1, 1, "<p>x</p>"),), "")
     info = describe(deck)
     assert (info["has_notes"], info["pdf_filename"], info["slides"]) == (False, "x.pdf", 1)
-    assert (info["author"], info["width"], info["height"], info["aspect"]) == ("", 1280, 720, "16:9")
+    assert (info["pdf_notes"], info["embed_origins"]) == (False, [])
+    assert (info["author"], info["width"], info["height"], info["aspect"]) == (
+        "",
+        1280,
+        720,
+        "16:9",
+    )

@@ -44,7 +44,11 @@ def make_artifacts(folder: Path, slug: str, title: str) -> Path:
     )
     (folder / "index.html").write_text(page.format(t=title))
     (folder / "presenter.html").write_text(page.format(t=title + " (notes)"))
-    deck = {"slug": slug, "title": title, "version": hashlib.sha256(title.encode()).hexdigest()[:12]}
+    deck = {
+        "slug": slug,
+        "title": title,
+        "version": hashlib.sha256(title.encode()).hexdigest()[:12],
+    }
     (folder / "deck.json").write_text(json.dumps(deck))
     (folder / "deck.pdf").write_bytes(b"%PDF-1.7\n%fake\n")
     return folder
@@ -81,7 +85,9 @@ def read_layout(path: Path) -> Layout:
     index = json.loads((path / "index.json").read_bytes())
     assert json.loads((path / "oci-layout").read_bytes()) == {"imageLayoutVersion": "1.0.0"}
     (desc,) = index["manifests"]
-    manifest_bytes = (path / "blobs" / "sha256" / desc["digest"].removeprefix("sha256:")).read_bytes()
+    manifest_bytes = (
+        path / "blobs" / "sha256" / desc["digest"].removeprefix("sha256:")
+    ).read_bytes()
     manifest = json.loads(manifest_bytes)
     layout = Layout(path, manifest, {}, desc["digest"])
     layout.config = json.loads(layout.blob(manifest["config"]["digest"]))
@@ -121,7 +127,9 @@ def test_every_blob_matches_its_digest_and_size(built: Layout) -> None:
         assert "sha256:" + hashlib.sha256(data).hexdigest() == desc["digest"]
         assert len(data) == desc["size"]
     stored = {p.name for p in (built.path / "blobs" / "sha256").iterdir()}
-    assert stored == {d["digest"].removeprefix("sha256:") for d in [*descriptors, {"digest": built.digest}]}
+    assert stored == {
+        d["digest"].removeprefix("sha256:") for d in [*descriptors, {"digest": built.digest}]
+    }
     assert built.manifest["mediaType"] == oci.MEDIA_MANIFEST
     assert {d["mediaType"] for d in built.manifest["layers"]} == {oci.MEDIA_LAYER_GZIP}
 
@@ -129,7 +137,9 @@ def test_every_blob_matches_its_digest_and_size(built: Layout) -> None:
 def test_diff_ids_are_digests_of_the_uncompressed_layers(built: Layout) -> None:
     """rootfs.diff_ids name each layer's tar, bottom first: base, dependencies, deck."""
     tars = [gzip.decompress(built.blob(d["digest"])) for d in built.manifest["layers"]]
-    assert built.config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
+    assert built.config["rootfs"]["diff_ids"] == [
+        "sha256:" + hashlib.sha256(t).hexdigest() for t in tars
+    ]
     assert [h["created_by"] for h in built.config["history"]] == [
         "slidesvc: base",
         "slidesvc: dependencies",
@@ -167,7 +177,16 @@ def test_rebuild_in_a_new_process_gives_the_same_digest(
         (cache / sub).symlink_to(debbase.cache_dir() / sub)
     out = tmp_path / "again"
     env = {**os.environ, **ENV, "SLIDESVC_CACHE_DIR": str(cache), "PYTHONHASHSEED": "123"}
-    command = [sys.executable, "-m", "slidesvc", "image", "--artifacts", str(decks["talk"]), "-o", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "slidesvc",
+        "image",
+        "--artifacts",
+        str(decks["talk"]),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert read_layout(out).digest == built.digest
@@ -195,7 +214,10 @@ def test_config_runs_the_server_as_non_root_with_labels(built: Layout) -> None:
     assert labels["org.opencontainers.image.title"] == "A Talk"
     assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
     assert labels["org.opencontainers.image.source"].startswith("https://")
-    assert labels["org.opencontainers.image.version"] == json.loads(built.read(2, "deck/deck.json"))["version"]
+    assert (
+        labels["org.opencontainers.image.version"]
+        == json.loads(built.read(2, "deck/deck.json"))["version"]
+    )
     assert labels["dev.slidesvc.deck.slug"] == "talk"
     assert labels["dev.slidesvc.deck.title"] == "A Talk"
     assert "python3.11-minimal=3.11" in labels["dev.slidesvc.base.packages"]
@@ -209,7 +231,15 @@ def test_base_has_python_and_a_user_but_no_shell_or_package_manager(built: Layou
     assert {"usr/bin/python3.11", "usr/bin/python3", "lib64/ld-linux-x86-64.so.2"} <= names
     assert "usr/lib/python3.11/asyncio/__init__.py" in names
     assert not {"bin/sh", "bin/bash", "usr/bin/dpkg", "usr/bin/apt", "bin/dash"} & names
-    dropped = ("test/", "idlelib/", "tkinter/", "ensurepip/", "lib2to3/", "pydoc_data/", "unittest/")
+    dropped = (
+        "test/",
+        "idlelib/",
+        "tkinter/",
+        "ensurepip/",
+        "lib2to3/",
+        "pydoc_data/",
+        "unittest/",
+    )
     assert not [n for n in names if n.startswith(tuple("usr/lib/python3.11/" + d for d in dropped))]
     assert not [n for n in names if n.startswith(("usr/share/doc", "usr/share/man"))]
     passwd = built.read(0, "etc/passwd").decode()
@@ -222,7 +252,9 @@ def test_base_has_python_and_a_user_but_no_shell_or_package_manager(built: Layou
 
 def test_extension_modules_are_kept_only_with_their_libraries(built: Layout) -> None:
     """_asyncio and _json stay; _ssl and _sqlite3 (libraries not in the base) are left out."""
-    dynload = [n.rsplit("/", 1)[-1].split(".")[0] for n in built.layer_names(0) if "/lib-dynload/" in n]
+    dynload = [
+        n.rsplit("/", 1)[-1].split(".")[0] for n in built.layer_names(0) if "/lib-dynload/" in n
+    ]
     assert {"_asyncio", "_json", "_contextvars"} <= set(dynload)
     assert not {"_ssl", "_sqlite3", "readline", "_testcapi"} & set(dynload)
 
@@ -249,7 +281,10 @@ def test_deck_layer_holds_only_serving_code_and_artifacts(built: Layout) -> None
     code = {n.removeprefix("opt/slidesvc/app/") for n in files if n.endswith(".py")}
     assert {"slidesvc/__init__.py", "slidesvc/artifacts.py", "slidesvc/errors.py"} <= code
     assert "slidesvc/server/__main__.py" in code
-    assert not {"slidesvc/build.py", "slidesvc/render_pdf.py", "slidesvc/parse.py", "slidesvc/cli.py"} & code
+    assert (
+        not {"slidesvc/build.py", "slidesvc/render_pdf.py", "slidesvc/parse.py", "slidesvc/cli.py"}
+        & code
+    )
     assert {n for n in files if n.startswith("deck/")} == {
         "deck/deck.json",
         "deck/deck.pdf",
@@ -263,8 +298,9 @@ def test_deck_layer_holds_only_serving_code_and_artifacts(built: Layout) -> None
 def test_dependency_layer_holds_aiohttp_and_its_requirements_only(built: Layout) -> None:
     """The dependency layer: the pinned wheels, unpacked; no pip, no build-side packages."""
     names = built.layer_names(1)
-    dist_infos = {n.split("/")[3] for n in names if n.count("/") >= 3 and ".dist-info" in n.split("/")[3]}
-    installed = {d.rsplit("-", 1)[0].lower(): d.rsplit("-", 1)[1].removesuffix(".dist-info") for d in dist_infos}
+    tops = {n.split("/")[3] for n in names if n.count("/") >= 3}
+    versions = [d.removesuffix(".dist-info").split("-") for d in tops if d.endswith(".dist-info")]
+    installed = {name.lower(): version for name, version in versions}
     assert installed == dependency_pins()
     assert "aiohttp" in installed
     assert not {"pip", "weasyprint", "markdown", "pygments"} & set(installed)
@@ -278,11 +314,15 @@ def test_image_is_small(built: Layout) -> None:
     assert unpacked < 70_000_000
 
 
-def test_archives_hold_the_same_image(built: Layout, decks: dict[str, Path], tmp_path: Path) -> None:
+def test_archives_hold_the_same_image(
+    built: Layout, decks: dict[str, Path], tmp_path: Path
+) -> None:
     """oci-archive holds the layout; docker-archive holds the layers by diff_id; both reproducible."""
     oci_tar, docker_tar = tmp_path / "talk.oci.tar", tmp_path / "talk.docker.tar"
     build_image(None, oci_tar, fmt="oci-archive", artifacts_dir=decks["talk"], env=ENV)
-    build_image(None, docker_tar, fmt="docker-archive", artifacts_dir=decks["talk"], env=ENV, tag="talk:1")
+    build_image(
+        None, docker_tar, fmt="docker-archive", artifacts_dir=decks["talk"], env=ENV, tag="talk:1"
+    )
     with tarfile.open(oci_tar) as tar:
         index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
         assert index["manifests"][0]["digest"] == built.digest
@@ -295,7 +335,9 @@ def test_archives_hold_the_same_image(built: Layout, decks: dict[str, Path], tmp
         ]
         assert digests == built.config["rootfs"]["diff_ids"]
     again = tmp_path / "again.tar"
-    build_image(None, again, fmt="docker-archive", artifacts_dir=decks["talk"], env=ENV, tag="talk:1")
+    build_image(
+        None, again, fmt="docker-archive", artifacts_dir=decks["talk"], env=ENV, tag="talk:1"
+    )
     assert again.read_bytes() == docker_tar.read_bytes()
 
 
@@ -320,8 +362,12 @@ def test_base_image_gets_the_dependency_and_deck_layers_appended(
 def test_elf_reader_finds_the_libraries_python_links() -> None:
     """DT_NEEDED of the Debian python3.11 binary names libc, libm, libz and libexpat."""
     (package,) = debbase.fetch_packages(["python3.11-minimal"])
-    binary = next(data for m, data in debbase.deb_members(package.path) if m.name.endswith("bin/python3.11"))
-    assert {"libc.so.6", "libm.so.6", "libz.so.1", "libexpat.so.1"} <= set(debbase.elf_needed(binary))
+    binary = next(
+        data for m, data in debbase.deb_members(package.path) if m.name.endswith("bin/python3.11")
+    )
+    assert {"libc.so.6", "libm.so.6", "libz.so.1", "libexpat.so.1"} <= set(
+        debbase.elf_needed(binary)
+    )
     assert debbase.elf_needed(b"#!/bin/sh\n") == []
 
 
@@ -331,7 +377,11 @@ def test_elf_reader_finds_the_libraries_python_links() -> None:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "slidesvc", "image", *args], capture_output=True, text=True, env=full_env, check=False
+        [sys.executable, "-m", "slidesvc", "image", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
     )
 
 
@@ -347,7 +397,9 @@ def test_bad_base_is_a_clear_error(decks: dict[str, Path], tmp_path: Path) -> No
     """--base pointing at something that is not an image: exit 1, no output left behind."""
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all")
-    proc = run_cli("--artifacts", str(decks["talk"]), "--base", str(junk), "-o", str(tmp_path / "out"))
+    proc = run_cli(
+        "--artifacts", str(decks["talk"]), "--base", str(junk), "-o", str(tmp_path / "out")
+    )
     assert proc.returncode == 1, proc.stderr
     assert "cannot read the base image" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.tar"]
@@ -356,7 +408,12 @@ def test_bad_base_is_a_clear_error(decks: dict[str, Path], tmp_path: Path) -> No
 def test_bad_source_date_epoch_is_a_clear_error(decks: dict[str, Path], tmp_path: Path) -> None:
     """SOURCE_DATE_EPOCH must be a number of seconds."""
     with pytest.raises(ImageBuildError, match="SOURCE_DATE_EPOCH"):
-        build_image(None, tmp_path / "out", artifacts_dir=decks["talk"], env={"SOURCE_DATE_EPOCH": "yesterday"})
+        build_image(
+            None,
+            tmp_path / "out",
+            artifacts_dir=decks["talk"],
+            env={"SOURCE_DATE_EPOCH": "yesterday"},
+        )
 
 
 def test_output_over_a_foreign_folder_is_refused(decks: dict[str, Path], tmp_path: Path) -> None:
@@ -406,4 +463,3 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     """SLIDESVC_CACHE_DIR moves the download cache."""
     monkeypatch.setenv("SLIDESVC_CACHE_DIR", str(tmp_path))
     assert debbase.cache_dir() == tmp_path
-

@@ -245,8 +245,13 @@ def test_images_are_stored_once(write_deck: WriteDeck, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "mime"),
-    [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"), (WEBP, "image/webp"),
-     (SVG, "image/svg+xml")],
+    [
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg"),
+        (GIF, "image/gif"),
+        (WEBP, "image/webp"),
+        (SVG, "image/svg+xml"),
+    ],
 )
 def test_image_type_by_magic_bytes(
     write_deck: WriteDeck, tmp_path: Path, data: bytes, mime: str
@@ -349,7 +354,7 @@ def test_local_theme_is_confined_and_inlined(write_deck: WriteDeck, tmp_path: Pa
     (tmp_path / "bg.png").write_bytes(PNG)
     (tmp_path / "my.css").write_text("section { background: url(bg.png); }\n")
     deck = load_deck(write_deck("---\ntheme: ./my.css\nstyle: 'h1 { color: red }'\n---\n# A\n"))
-    assert "url(\"data:image/png;base64," in deck.theme_css
+    assert 'url("data:image/png;base64,' in deck.theme_css
     assert deck.theme_css.rstrip().endswith("h1 { color: red }")
     assert deck.assets == {}
 

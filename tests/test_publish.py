@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from slidesvc.publish import PUBLISHER, PublishSettings, create_app
 from slidesvc.publish.supervisor import DeckState
@@ -202,7 +203,9 @@ async def test_every_route_of_every_deck_works_through_the_front_door(
         assert status == 200 and json.loads(body)["slides"] == 2
         status, body, _ = await front.get(f"/{slug}/healthz")
         assert status == 200 and json.loads(body)["deck"] == slug
-        status, body, _ = await front.get("/" + slug + "/oembed", params={"url": front.url + slug + "/"})
+        status, body, _ = await front.get(
+            "/" + slug + "/oembed", params={"url": front.url + slug + "/"}
+        )
         assert status == 200
         oembed = json.loads(body)
         assert f'src="{front.url}{slug}/embed"' in oembed["html"]
@@ -283,7 +286,7 @@ async def test_edit_rebuilds_and_followers_reload(start_front: StartFront, decks
         await follower.receive_json(timeout=5)
         time.sleep(0.01)  # a distinct mtime
         write_deck(decks, "alpha", 1, title="Alpha, revised")
-        while (msg := await follower.receive_json(timeout=20))["type"] != "reload":
+        while (await follower.receive_json(timeout=20))["type"] != "reload":
             pass
     status, body, _ = await front.get("/alpha/")
     assert status == 200 and b"Alpha, revised" in body
@@ -448,7 +451,10 @@ async def test_unknown_routes_and_bad_requests_get_clear_answers(start_front: St
         assert resp.status == 405
     status, _, _ = await front.get("/alpha/no-such-page")
     assert status == 404
-    assert (await front.get("/alpha/%2e%2e/_status"))[0] == 404
+    # An encoded `..` stays inside the deck: the deck process answers, not /_status.
+    sneaky = URL(front.url + "alpha/%2e%2e/_status", encoded=True)
+    async with front.http.get(sneaky) as resp:
+        assert resp.status == 404 and "publisher" not in await resp.text()
 
 
 async def test_thumbnail_is_rendered_once_per_version_without_starting_the_deck(
@@ -480,9 +486,7 @@ async def test_thumbnail_is_rendered_once_per_version_without_starting_the_deck(
     assert app[PUBLISHER].supervisor.decks["alpha"].state is DeckState.STOPPED
 
 
-async def test_broken_deck_is_listed_with_its_error(
-    start_front: StartFront, decks: Path
-) -> None:
+async def test_broken_deck_is_listed_with_its_error(start_front: StartFront, decks: Path) -> None:
     """A deck that does not compile shows `file:line: message` on the index."""
     (decks / "broken.md").write_text("---\npaginate: maybe\n---\n\n# Hi\n", encoding="utf-8")
     front = await start_front()
@@ -503,7 +507,27 @@ async def test_children_output_is_prefixed_and_token_free(
     front = await start_front()
     assert (await front.get("/alpha/"))[0] == 200
     token = front.publisher.supervisor.decks["alpha"].token
-    lines = [r.getMessage() for r in caplog.records if r.name == "slidesvc.publish.child"]
-    assert any(line.startswith("[alpha] ") and "listening" in line for line in lines)
+    lines = [
+        line
+        for r in caplog.records
+        if r.name == "slidesvc.publish.child"
+        for line in r.getMessage().splitlines()
+    ]
+    assert lines and all(line.startswith("[alpha] ") for line in lines)
+    assert any("listening  127.0.0.1:" in line for line in lines)
     assert all(token not in r.getMessage() for r in caplog.records)
     assert any(f"alpha/presenter#token={token}" in line for line in front.announced)
+
+
+async def test_real_thumbnail_comes_from_the_build_worker(start_front: StartFront) -> None:
+    """`/<slug>/thumbnail.png` is slide 1 as a PNG, made without starting the deck's process."""
+    import struct
+
+    front = await start_front()
+    await front.publisher.catalog.settle()
+    status, body, headers = await front.get("/gamma/thumbnail.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert body.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", body[16:24])
+    assert abs(width / height - 16 / 9) < 0.02
+    assert (await front.status())["gamma"]["state"] == "stopped"

@@ -72,7 +72,12 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
     rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def make_deck(*slides: Slide, assets: dict[str, Asset] | None = None, **meta: object) -> Deck:
@@ -149,16 +154,26 @@ def test_sections_follow_the_slide_conventions() -> None:
     """One section per slide with number id, title, line, classes, header/footer, page number."""
     deck = make_deck(
         Slide(1, 3, "<h1>One</h1>", title="One", classes=("lead", "invert"), paginate=True),
-        Slide(2, 9, "<p>Two</p>", header_html="<p>Head</p>", footer_html="<p>Foot</p>", color="red"),
+        Slide(
+            2, 9, "<p>Two</p>", header_html="<p>Head</p>", footer_html="<p>Foot</p>", color="red"
+        ),
         width=960,
         height=720,
         aspect="4:3",
     )
     page = Page(render_html(deck))
     (main,) = page.all("main")
-    assert (main["class"], main["data-width"], main["data-height"], main["data-count"]) == ("deck", "960", "720", "2")
+    assert (main["class"], main["data-width"], main["data-height"], main["data-count"]) == (
+        "deck",
+        "960",
+        "720",
+        "2",
+    )
     sections = page.all("section")
-    assert [(s["id"], s["data-title"], s["data-line"]) for s in sections] == [("1", "One", "3"), ("2", "", "9")]
+    assert [(s["id"], s["data-title"], s["data-line"]) for s in sections] == [
+        ("1", "One", "3"),
+        ("2", "", "9"),
+    ]
     assert sections[0]["class"] == "slide lead invert"
     assert sections[1]["style"] == "color:red"
     assert [a["class"] for a in page.all("span")] == ["page-number"]
@@ -171,7 +186,12 @@ def test_page_is_self_contained() -> None:
     """No src/href/url()/@import that needs the network or another file."""
     deck = make_deck(
         Slide(1, 1, '<p><img src="slidesvc-asset:a1" alt="one"> <a href="#2">next</a></p>'),
-        Slide(2, 5, '<div style="background:url(slidesvc-asset:a1)">x</div>', backgrounds=(Background("slidesvc-asset:b2"),)),
+        Slide(
+            2,
+            5,
+            '<div style="background:url(slidesvc-asset:a1)">x</div>',
+            backgrounds=(Background("slidesvc-asset:b2"),),
+        ),
         assets={"a1": asset("a1"), "b2": asset("b2", (0, 0, 200))},
     )
     html = render_html(deck)
@@ -194,8 +214,16 @@ def test_each_image_is_stored_once() -> None:
     """An image on many slides (and as a background) is one CSS variable; a single use is inline."""
     shared, single = asset("sh1"), asset("si2", (10, 200, 10))
     deck = make_deck(
-        *(Slide(n, n, f'<img src="slidesvc-asset:sh1" alt="logo {n}" width="120">') for n in (1, 2, 3)),
-        Slide(4, 4, '<img src="slidesvc-asset:si2" alt="once">', backgrounds=(Background("slidesvc-asset:sh1", "contain"),)),
+        *(
+            Slide(n, n, f'<img src="slidesvc-asset:sh1" alt="logo {n}" width="120">')
+            for n in (1, 2, 3)
+        ),
+        Slide(
+            4,
+            4,
+            '<img src="slidesvc-asset:si2" alt="once">',
+            backgrounds=(Background("slidesvc-asset:sh1", "contain"),),
+        ),
         assets={"sh1": shared, "si2": single},
     )
     html = render_html(deck)
@@ -215,7 +243,14 @@ def test_each_image_is_stored_once() -> None:
 def test_split_background_width_is_in_px() -> None:
     """`bg left:40%` becomes a px width of the slide, not of the window."""
     deck = make_deck(
-        Slide(1, 1, "<p>text</p>", backgrounds=(Background("slidesvc-asset:a1"),), bg_split="left", bg_split_size="40%"),
+        Slide(
+            1,
+            1,
+            "<p>text</p>",
+            backgrounds=(Background("slidesvc-asset:a1"),),
+            bg_split="left",
+            bg_split_size="40%",
+        ),
         assets={"a1": asset("a1")},
     )
     (section,) = Page(render_html(deck)).all("section")
@@ -226,7 +261,14 @@ def test_split_background_width_is_in_px() -> None:
 def test_theme_css_cannot_close_the_style_element() -> None:
     """A `</style>` inside CSS is neutralised so the rest of the page stays CSS-free."""
     deck = make_deck()
-    deck = Deck(deck.path, deck.slug, deck.meta, deck.slides, "p{}</style><script>x()</script>", content_hash="v")
+    deck = Deck(
+        deck.path,
+        deck.slug,
+        deck.meta,
+        deck.slides,
+        "p{}</style><script>x()</script>",
+        content_hash="v",
+    )
     page = Page(render_html(deck))
     assert len(page.all("script")) == 1
     assert len(page.all("style")) == 2

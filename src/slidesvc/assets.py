@@ -86,8 +86,7 @@ class AssetStore:
         target = (base / candidate).resolve()
         if not target.is_relative_to(self.root):
             raise AssetError(
-                f"{ref!r} is outside the deck's folder {self.root}: "
-                "move the file next to the deck"
+                f"{ref!r} is outside the deck's folder {self.root}: move the file next to the deck"
             )
         return target
 

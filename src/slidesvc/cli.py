@@ -165,6 +165,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--knative", action="store_true")
     p.add_argument("--image-prefix", default="localhost:5000/slidesvc", metavar="REGISTRY/PREFIX")
     p.add_argument("--host", default="decks.example.org")
+    p.add_argument("--images", default=None, metavar="DIR",
+                   help="prebuilt images: one OCI layout per slug, DIR/<slug> (default: build)")
+    p.add_argument("--push", action="store_true", help="push the images built here")
     return parser
 
 

@@ -25,9 +25,7 @@ FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]|$)")
 _DIRECTIVE_LINE = re.compile(r"^\s*(_?)([A-Za-z][A-Za-z0-9_]*)\s*:(?:\s+(.*?))?\s*$")
 
-LOCAL_KEYS = frozenset(
-    {"class", "paginate", "header", "footer", "background", "color", "notes"}
-)
+LOCAL_KEYS = frozenset({"class", "paginate", "header", "footer", "background", "color", "notes"})
 """Directives that apply to a slide (and, without ``_``, to the following ones)."""
 _COMMENT_GLOBALS = GLOBAL_KEYS - {"embed", "pdf", "scripts"}
 
@@ -39,6 +37,9 @@ def canonical(key: str) -> str:
 
 def fence_opening(line: str) -> str | None:
     """The fence (```` ``` ```` or ``~~~``, full length) that ``line`` opens, or None."""
+    head = line.lstrip(" ")[:3]
+    if head != "```" and head != "~~~":  # the cheap answer for nearly every line
+        return None
     match = FENCE_OPEN.match(line)
     if match is None:
         return None
@@ -264,14 +265,15 @@ def _take_comment(
     while end < 0 and end_index + 1 < len(lines):
         end_index += 1
         end = lines[end_index].find("-->")
+    closer = 3
     if end < 0:  # an unclosed comment hides the rest of the slide, as in HTML
-        end_index, end = len(lines) - 1, len(lines[-1]) - 3
+        end_index, end, closer = len(lines) - 1, len(lines[-1]), 0
     if end_index == index:
         body = lines[index][pos + 4 : end]
     else:
         middle = lines[index + 1 : end_index]
         body = "\n".join([lines[index][pos + 4 :], *middle, lines[end_index][:end]])
-    before, after = lines[index][:pos], lines[end_index][end + 3 :]
+    before, after = lines[index][:pos], lines[end_index][end + closer :]
     for blank in range(index + 1, end_index + 1):
         lines[blank] = ""
     rest = before + after

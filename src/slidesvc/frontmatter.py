@@ -39,7 +39,7 @@ _SAFE_TAGS = {
     for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
 }
 _KEY_LOOKING = re.compile(r"^[A-Za-z_][\w-]*\s*:(\s|$)")
-_SIZE = re.compile(r"^(\d{2,5})\s*[xX×]\s*(\d{2,5})$")
+_SIZE = re.compile(r"^(\d{2,5})\s*[xX\u00d7]\s*(\d{2,5})$")
 _LANG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 
@@ -71,7 +71,7 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that also refuses anchors, aliases and unusual tags."""
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise _Rejected(
                 event.start_mark,
@@ -129,7 +129,9 @@ def parse_front_matter(lines: list[str], path: Path) -> FrontMatter:
         raise DeckError(path, _line(exc.mark), exc.message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise DeckError(path, _line(mark), f"front matter is not valid YAML: {exc.problem}") from None
+        raise DeckError(
+            path, _line(mark), f"front matter is not valid YAML: {exc.problem}"
+        ) from None
     except yaml.YAMLError as exc:
         raise DeckError(path, 2, f"front matter is not valid YAML: {exc}") from None
     finally:
@@ -137,7 +139,9 @@ def parse_front_matter(lines: list[str], path: Path) -> FrontMatter:
     if root is None:
         return result
     if not isinstance(root, yaml.MappingNode):
-        raise DeckError(path, _line(root.start_mark), "front matter must be a mapping of key: value")
+        raise DeckError(
+            path, _line(root.start_mark), "front matter must be a mapping of key: value"
+        )
     for key_node, value_node in root.value:
         line = _line(key_node.start_mark)
         key = str(key_node.value)
@@ -236,9 +240,12 @@ def _heading_divider(value: Any, raw: str | None) -> tuple[int, ...]:
         if 1 <= value <= 6:
             return tuple(range(1, value + 1))
         raise BadValue(f"{value} is not allowed: {allowed}")
-    if isinstance(value, list) and value:
-        if all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 6 for v in value):
-            return tuple(sorted(set(value)))
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 6 for v in value)
+    ):
+        return tuple(sorted(set(value)))
     raise BadValue(f"{_show(value)} is not allowed: {allowed}")
 
 
@@ -318,5 +325,12 @@ CONVERTERS: dict[str, Callable[[Any, str | None], Any]] = {
 }
 """Every key front matter may hold (after `ALIASES`), with its converter."""
 
-GLOBAL_KEYS = frozenset(CONVERTERS) - {"paginate", "header", "footer", "class", "background", "color"}
+GLOBAL_KEYS = frozenset(CONVERTERS) - {
+    "paginate",
+    "header",
+    "footer",
+    "class",
+    "background",
+    "color",
+}
 """Keys that describe the whole deck; the others are the first slide's directives."""

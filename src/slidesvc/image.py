@@ -44,7 +44,7 @@ DECK_DIR = "deck"
 PORT = 8080
 USER = f"{debbase.UID}:{debbase.UID}"
 SOURCE_URL = "https://github.com/slidesvc/slidesvc"
-LAYER_FORMAT = "3"
+LAYER_FORMAT = "1"
 """Bump when the way a cached base or dependency layer is made changes."""
 
 SERVING_ROOTS = ("slidesvc/server/*.py", "slidesvc/healthcheck.py")
@@ -224,6 +224,36 @@ def _module_file(root: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None  # a name imported from a module, not a module itself
+
+
+def export_serving_code(dest: Path) -> list[Path]:
+    """Copy the serving modules into `dest` (a ``PYTHONPATH`` folder); used by the Dockerfile."""
+    root = Path(slidesvc.__file__).parent.parent
+    written = []
+    for path in serving_modules():
+        target = dest / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+        written.append(target)
+    return written
+
+
+def dockerfile_stage(deck: str, out: str) -> int:
+    """The Dockerfile's build step: artifacts in OUT/deck, serving code in OUT/app, pins in
+    OUT/requirements.txt (aiohttp and its requirements at the versions installed here)."""
+    from slidesvc.build import build_artifacts
+    from slidesvc.errors import SlidesvcError
+
+    folder = Path(out)
+    try:
+        build_artifacts(Path(deck), folder / DECK_DIR, private=True)
+    except SlidesvcError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    export_serving_code(folder / "app")
+    pins = "".join(f"{name}=={version}\n" for name, version in dependency_pins().items())
+    (folder / "requirements.txt").write_text(pins)
+    return 0
 
 
 def deck_entries(artifacts_dir: Path, modules: Sequence[Path] | None = None) -> list[oci.Entry]:

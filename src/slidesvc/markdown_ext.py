@@ -24,13 +24,15 @@ import xml.etree.ElementTree as etree
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import markdown
+from markdown.blockparser import BlockParser
 from markdown.blockprocessors import OListProcessor
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
+from markdown.util import Registry
 from markdown.treeprocessors import Treeprocessor
 
 from slidesvc.directives import closes_fence, fence_opening
@@ -42,7 +44,9 @@ _SIZE_KEYWORD = re.compile(r"^(w|h|width|height):(\d+(?:\.\d+)?)(px|%|em)?$", re
 _PERCENT = re.compile(r"^\d+(?:\.\d+)?%$")
 _SPLIT = re.compile(r"^(left|right)(?::(\d+(?:\.\d+)?%))?$", re.IGNORECASE)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'\x02\x03]*[^\s<>\"'\x02\x03.,;:!?)\]]")
-_STASH = re.compile(r"\x02[a-z]+:\d+\x03")
+_MARKER = "data-slidesvc-marker"
+"""Remembers a list's marker while parsing, so ``-`` after ``+`` starts a new list."""
+_STASH = re.compile(r"\x02[a-z]+:(\d+)\x03")
 _ESCAPED = re.compile(r"\x02(\d+)\x03")
 _MATH = re.compile(
     r"(?<!\\)\$\$(?P<display>.+?)(?<!\\)\$\$"
@@ -245,23 +249,30 @@ class _MathInlineProcessor(InlineProcessor):
 class _ListProcessor(OListProcessor):
     """One list marker kind; a different marker at the top level starts a new list."""
 
-    def __init__(
-        self, parser: Any, tag: str, marker: str, *, fragments: bool, ordered: bool
-    ) -> None:
+    MARKER: ClassVar[str] = r"\d+\."
+    FRAGMENTS: ClassVar[bool] = False
+    LAZY_OL = False  # `3.` starts at 3, as in CommonMark
+
+    def __init__(self, parser: BlockParser) -> None:
         super().__init__(parser)
-        indent = self.tab_length - 1
-        self.TAG = tag
-        self.SIBLING_TAGS = [tag]
-        self.LAZY_OL = False
-        self.fragments = fragments
+        indent, marker = self.tab_length - 1, self.MARKER
         self.RE = re.compile(rf"^[ ]{{0,{indent}}}{marker}[ ]+(.*)")
         self.CHILD_RE = re.compile(rf"^[ ]{{0,{indent}}}(({marker}))[ ]+(.*)")
         self.OTHER_RE = re.compile(rf"^[ ]{{0,{indent}}}(?!{marker}[ ])(\d+[.)]|[*+-])[ ]+")
         self.INDENT_RE = re.compile(
             rf"^[ ]{{{self.tab_length},{self.tab_length * 2 - 1}}}(\d+[.)]|[*+-])[ ]+.*"
         )
-        if ordered:
-            self.STARTSWITH = "1"
+        self._sibling_check = False
+
+    def lastChild(self, parent: etree.Element) -> etree.Element | None:
+        child = super().lastChild(parent)
+        # The base class's first lookup finds the list to continue (items split by
+        # blank lines); a list of another marker is not one to continue.
+        if self._sibling_check:
+            self._sibling_check = False
+            if child is not None and child.get(_MARKER, self.MARKER) != self.MARKER:
+                return None
+        return child
 
     def run(self, parent: etree.Element, blocks: list[str]) -> None:
         lines = blocks[0].split("\n")
@@ -270,17 +281,40 @@ class _ListProcessor(OListProcessor):
                 blocks[0] = "\n".join(lines[:index])
                 blocks.insert(1, "\n".join(lines[index:]))
                 break
-        sibling = self.lastChild(parent)
-        separate = sibling is not None and (sibling.get("class") == "fragments") != self.fragments
-        if separate:
-            self.SIBLING_TAGS = []
-        try:
-            super().run(parent, blocks)
-        finally:
-            self.SIBLING_TAGS = [self.TAG]
-        last = self.lastChild(parent)
-        if self.fragments and last is not None and last.tag == self.TAG:
-            last.set("class", "fragments")
+        self._sibling_check = True
+        super().run(parent, blocks)
+        self._sibling_check = False
+        last = super().lastChild(parent)
+        if last is not None and last.tag == self.TAG and _MARKER not in last.attrib:
+            last.set(_MARKER, self.MARKER)  # removed again by _SlideTreeprocessor
+            if self.FRAGMENTS:
+                last.set("class", "fragments")
+
+
+class _DotList(_ListProcessor):
+    TAG = "ol"
+
+
+class _ParenList(_ListProcessor):
+    TAG = "ol"
+    MARKER = r"\d+\)"
+    FRAGMENTS = True
+
+
+class _StarList(_ListProcessor):
+    TAG = "ul"
+    MARKER = r"[*]"
+    FRAGMENTS = True
+
+
+class _DashList(_ListProcessor):
+    TAG = "ul"
+    MARKER = r"[-]"
+
+
+class _PlusList(_ListProcessor):
+    TAG = "ul"
+    MARKER = r"[+]"
 
 
 # --- tree: images, backgrounds, fragments, title, links ---------------------
@@ -296,10 +330,12 @@ class _SlideTreeprocessor(Treeprocessor):
         images: list[tuple[etree.Element, etree.Element]] = []
         for parent in root.iter():
             tag = parent.tag
-            if tag in ("ul", "ol") and parent.get("class") == "fragments":
-                ctx.fragments += sum(1 for child in parent if child.tag == "li")
+            if tag in ("ul", "ol"):
+                parent.attrib.pop(_MARKER, None)
+                if parent.get("class") == "fragments":
+                    ctx.fragments += sum(1 for child in parent if child.tag == "li")
             elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-                ctx.title = _plain("".join(parent.itertext()))
+                ctx.title = self._plain("".join(parent.itertext()))
             for child in parent:
                 if child.tag == "img":
                     images.append((parent, child))
@@ -310,6 +346,18 @@ class _SlideTreeprocessor(Treeprocessor):
         if backgrounds:
             self._backgrounds(root, backgrounds, ctx)
         _linkify(root)
+
+    def _plain(self, text: str) -> str:
+        """Tree text -> plain text: stashed HTML (entities, math) and escapes resolved."""
+        stash = self.md.htmlStash.rawHtmlBlocks
+
+        def stashed(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            block = stash[index] if index < len(stash) else ""
+            return block if isinstance(block, str) and "<" not in block else ""
+
+        text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), _STASH.sub(stashed, text))
+        return " ".join(html.unescape(text).split())
 
     def _image(self, img: etree.Element, ctx: Context) -> None:
         words = img.get("alt", "").split()
@@ -374,11 +422,6 @@ def _remove_keeping_tail(parent: etree.Element, child: etree.Element) -> None:
             parent.text = (parent.text or "") + tail
 
 
-def _plain(text: str) -> str:
-    text = _ESCAPED.sub(lambda m: chr(int(m.group(1))), _STASH.sub("", text))
-    return " ".join(text.split())
-
-
 def _linkify(element: etree.Element) -> None:
     """Bare http(s) URLs in text -> links, outside links and code."""
     if element.text and "://" in element.text:
@@ -418,7 +461,7 @@ class _SlideExtension(Extension):
         super().__init__()
         self.converter = converter
 
-    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (API name)
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
         md.ESCAPED_CHARS.append("$")
         md.preprocessors.register(_FencePreprocessor(md, self.converter), "slide_fence", 25)
         md.preprocessors.register(_DisplayMathPreprocessor(md, self.converter), "slide_math", 24)
@@ -426,45 +469,87 @@ class _SlideExtension(Extension):
         parser = md.parser
         for name in ("olist", "ulist"):
             parser.blockprocessors.deregister(name)
-        lists = [
-            ("list_dot", "ol", r"\d+\.", False, True, 40),
-            ("list_paren", "ol", r"\d+\)", True, True, 39),
-            ("list_star", "ul", r"[*]", True, False, 30),
-            ("list_dash", "ul", r"[-]", False, False, 29),
-            ("list_plus", "ul", r"[+]", False, False, 28),
+        lists: list[tuple[str, type[_ListProcessor], int]] = [
+            ("list_dot", _DotList, 40),
+            ("list_paren", _ParenList, 39),
+            ("list_star", _StarList, 30),
+            ("list_dash", _DashList, 29),
+            ("list_plus", _PlusList, 28),
         ]
-        for name, tag, marker, fragments, ordered, priority in lists:
-            processor = _ListProcessor(parser, tag, marker, fragments=fragments, ordered=ordered)
-            parser.blockprocessors.register(processor, name, priority)
+        for name, kind, priority in lists:
+            parser.blockprocessors.register(kind(parser), name, priority)
         md.treeprocessors.register(_SlideTreeprocessor(md, self.converter), "slide_tree", 5)
+
+
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "backtick": ("`",),
+    "slide_math": ("$",),
+    "escape": ("\\",),
+    "reference": ("[",),
+    "link": ("[",),
+    "image_link": ("[",),
+    "image_reference": ("[",),
+    "short_reference": ("[",),
+    "short_image_ref": ("[",),
+    "autolink": ("<",),
+    "automail": ("<",),
+    "linebreak": ("  \n",),
+    "html": ("<",),
+    "entity": ("&",),
+    "em_strong": ("*", "_"),
+}
+"""Inline pattern -> texts without which it cannot match (unknown patterns always run)."""
+_TRIGGER_TEXTS = frozenset(t for triggers in _TRIGGERS.values() for t in triggers)
 
 
 class SlideConverter:
     """One reusable Markdown instance with the slide extensions."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefilter: bool = True) -> None:
+        """``prefilter=False`` runs every inline pattern always (for tests)."""
         self.ctx = Context()
+        self.prefilter = prefilter
         self.md = markdown.Markdown(
             extensions=["tables", "attr_list", _SlideExtension(self)],
             output_format="html",
         )
-        self._math = self.md.inlinePatterns["slide_math"]
-        self._math_registered = True
+        patterns = self._full = self.md.inlinePatterns
+        # Registry has no public (name, priority) listing; read it once here.
+        self._patterns = [
+            (entry.name, patterns[entry.name], entry.priority) for entry in list(patterns._priority)
+        ]
+        self._inline_step = self.md.treeprocessors["inline"]
+        self._pattern_sets: dict[frozenset[str], Registry[Any]] = {}
 
     def convert(self, text: str, ctx: Context) -> str:
         """Markdown -> HTML for one slide (or notes, header, footer)."""
         self.ctx = ctx
+        # reset() forgets the emphasis processor unless it is registered: reset
+        # with the full set, then narrow it.
+        self.md.inlinePatterns = self._inline_step.inlinePatterns = self._full
         self.md.reset()
-        # Every inline pattern costs a pass over every text node: skip math when
-        # the text has no dollar at all (nearly every slide of most decks).
-        wants_math = ctx.math and "$" in text
-        if wants_math != self._math_registered:
-            if wants_math:
-                self.md.inlinePatterns.register(self._math, "slide_math", 185)
-            else:
-                self.md.inlinePatterns.deregister("slide_math")
-            self._math_registered = wants_math
+        if self.prefilter:
+            self._use_patterns(text)
         return self.md.convert(text)
+
+    def _use_patterns(self, text: str) -> None:
+        """Run only the inline patterns whose trigger text occurs in ``text``.
+
+        Python-Markdown tries every inline pattern on every text node, and that
+        loop is most of the conversion time; a pattern whose trigger (``[`` for
+        links, ``&`` for entities, ...) is absent from the source cannot match.
+        """
+        present = frozenset(t for t in _TRIGGER_TEXTS if t in text)
+        registry = self._pattern_sets.get(present)
+        if registry is None:
+            registry = Registry()
+            for name, pattern, priority in self._patterns:
+                triggers = _TRIGGERS.get(name)
+                if triggers is None or not present.isdisjoint(triggers):
+                    registry.register(pattern, name, priority)
+            self._pattern_sets[present] = registry
+        self.md.inlinePatterns = registry
+        self._inline_step.inlinePatterns = registry
 
     def convert_inline(self, text: str, ctx: Context) -> str:
         """Inline Markdown (header, footer) -> HTML without the paragraph around it."""

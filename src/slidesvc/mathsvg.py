@@ -10,6 +10,7 @@ scales with the text around it, and inline formulas sit on the baseline.
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 
 FONT_SIZE = 24.0
@@ -28,16 +29,21 @@ class MathError(Exception):
 @lru_cache(maxsize=4096)
 def render(latex: str, display: bool) -> str:
     """The SVG for ``latex`` (raises `MathError` when it cannot be typeset)."""
-    import ziamath
+    # ziamath/ziafont load their fonts through the deprecated importlib.resources
+    # API; that is their business, not a problem in the deck.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ziamath.config import config
+        from ziamath.zmath import Math
 
-    ziamath.config.svg2 = False
-    ziamath.config.math.color = "currentColor"
-    try:
-        svg: str = ziamath.Math.fromlatex(latex, inline=not display).svg()
-    # ziamath reports bad LaTeX with assorted exception types (even AssertionError).
-    except Exception as exc:
-        detail = str(exc) or type(exc).__name__
-        raise MathError(detail) from None
+        config.svg2 = False
+        config.math.color = "currentColor"
+        try:
+            svg: str = Math.fromlatex(latex, inline=not display).svg()
+        # ziamath reports bad LaTeX with assorted exception types (even AssertionError).
+        except Exception as exc:
+            detail = str(exc) or type(exc).__name__
+            raise MathError(detail) from None
     return _in_em(svg)
 
 
@@ -51,7 +57,6 @@ def _in_em(svg: str) -> str:
     depth = (float(match.group("h")) + float(match.group("y"))) / FONT_SIZE
     head = (
         f'<svg {match.group("attrs")}width="{width:.3f}em" height="{height:.3f}em" '
-        f'style="vertical-align:{-depth:.3f}em" role="img" '
-        + svg[match.end("h") + 2 : match.end()]
+        f'style="vertical-align:{-depth:.3f}em" role="img" ' + svg[match.end("h") + 2 : match.end()]
     )
     return head + svg[match.end() :]

@@ -14,7 +14,6 @@ layers can be appended to it. Nothing here needs a container daemon.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -464,13 +463,15 @@ def push(image: Image, ref: str, *, timeout: float = 60.0) -> str:
 
     def request(
         method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> Any:
+    ) -> tuple[int, dict[str, str]]:
         req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         try:
-            return opener.open(req, timeout=timeout)
+            with opener.open(req, timeout=timeout) as response:
+                response.read()
+                return response.status, dict(response.headers)
         except urllib.error.HTTPError as exc:
             if method == "HEAD" and exc.code == 404:
-                return None
+                return 404, {}
             detail = exc.read(2000).decode("utf-8", "replace").strip()
             raise ImageBuildError(
                 f"push to {ref}: {method} {url}: HTTP {exc.code} {detail}"
@@ -479,23 +480,16 @@ def push(image: Image, ref: str, *, timeout: float = 60.0) -> str:
             raise ImageBuildError(f"push to {ref}: cannot reach {target.registry}: {exc}") from exc
 
     for blob in image.blobs()[:-1]:
-        with contextlib.closing(request("HEAD", f"{target.base_url}/blobs/{blob.digest}")) as found:
-            if found is not None:
-                continue
-        with request("POST", f"{target.base_url}/blobs/uploads/", b"") as started:
-            location = started.headers["Location"]
-        upload = urllib.parse.urljoin(target.base_url + "/", location)
+        if request("HEAD", f"{target.base_url}/blobs/{blob.digest}")[0] == 200:
+            continue
+        _, started = request("POST", f"{target.base_url}/blobs/uploads/", b"")
+        upload = urllib.parse.urljoin(target.base_url + "/", started["Location"])
         sep = "&" if "?" in upload else "?"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
-        url = f"{upload}{sep}digest={urllib.parse.quote(blob.digest)}"
-        request("PUT", url, blob.data, headers).close()
+        request("PUT", f"{upload}{sep}digest={urllib.parse.quote(blob.digest)}", blob.data, headers)
     manifest = image.manifest_blob
-    request(
-        "PUT",
-        f"{target.base_url}/manifests/{target.tag}",
-        manifest.data,
-        {"Content-Type": MEDIA_MANIFEST},
-    ).close()
+    url = f"{target.base_url}/manifests/{target.tag}"
+    request("PUT", url, manifest.data, {"Content-Type": MEDIA_MANIFEST})
     return f"{target.registry}/{target.name}@{manifest.digest}"
 
 

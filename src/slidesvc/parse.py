@@ -135,7 +135,7 @@ class _Compiler:
         sources = self._split(source_lines, front.body_start)
         theme = self._theme()
         slides = self._slides(sources)
-        meta = self._meta(slides)
+        meta = self._meta(slides, theme)
         style = self.settings.get("style", "")
         theme_css = f"{theme.css}\n{style}\n" if style else theme.css
         css = self._code_css(theme) if self.uses_code else ""
@@ -204,7 +204,7 @@ class _Compiler:
             self.warn(0, f"theme {theme.name}: unknown Pygments style {theme.pygments_style!r}")
             return code_css("default")
 
-    def _meta(self, slides: list[Slide]) -> DeckMeta:
+    def _meta(self, slides: list[Slide], theme: Theme) -> DeckMeta:
         s = self.settings
         aspect, width, height = s.get("aspect", ("16:9", 1280, 720))
         pdf = s.get("pdf", {})
@@ -215,7 +215,7 @@ class _Compiler:
             date=s.get("date", ""),
             lang=s.get("lang", "en"),
             description=s.get("description", ""),
-            theme=s.get("theme") or DEFAULT_THEME,
+            theme=theme.name,
             style=s.get("style", ""),
             aspect=aspect,
             width=width,
@@ -242,9 +242,7 @@ class _Compiler:
     def _slides(self, sources: list[SlideSource]) -> list[Slide]:
         state: dict[str, Any] = {key: self.settings.get(key, "") for key in _INHERITED}
         state["paginate"] = self.settings.get("paginate", False)
-        state["background"] = self._background(
-            state["background"], self.lines.get("background", 1)
-        )
+        state["background"] = self._background(state["background"], self.lines.get("background", 1))
         math = bool(self.settings.get("math", True))
         slides = []
         for number, source in enumerate(sources, 1):

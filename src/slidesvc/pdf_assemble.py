@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fontTools import subset as ft_subset
-from fontTools.ttLib import TTFont
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import (
     ArrayObject,
@@ -33,14 +31,14 @@ from pypdf.generic import (
     IndirectObject,
     NameObject,
     NumberObject,
+    RectangleObject,
     TextStringObject,
 )
 
+from slidesvc.fontsubset import subset_font
 from slidesvc.pdf_cache import PageCache
 
 _MERGE_SALT = b"slidesvc-font-merge-1"
-_DROP_TABLES = ["BASE", "DSIG", "EBDT", "EBLC", "EBSC", "GPOS", "GSUB", "JSTF", "LTSH"]
-_DROP_TABLES += ["PCLT", "SVG "]
 _BFCHAR_RE = re.compile(rb"<([0-9a-fA-F]{1,8})>\s*<([0-9a-fA-F]*)>")
 
 
@@ -52,6 +50,8 @@ class PageRef:
     page: int
     fonts: dict[str, str] | None = None
     """The batch's font resource names -> saved original font files."""
+    height: float = 0.0
+    """Keep only the top ``height`` pt of the page (slides are laid out taller)."""
 
 
 @dataclass(frozen=True)
@@ -100,21 +100,22 @@ def assemble(
     unique = {(g.name, g.original): g for g in groups.values()}
     for _, group in sorted(unique.items()):
         group.reference = _write_font(writer, group, cache)
+    by_batch: dict[str, dict[str, _FontGroup]] = {}
+    for (batch, name), group in groups.items():
+        by_batch.setdefault(batch, {})[name] = group
+    images: dict[bytes, IndirectObject] = {}
     for ref in pages:
         page = readers[ref.batch].pages[ref.page]
-        merged = {n: g for (b, n), g in groups.items() if b == ref.batch}
-        _detach_fonts(page, merged)
+        resources = page.get("/Resources")
+        _point_fonts_at(_font_dict(resources), by_batch.get(ref.batch, {}))
+        _share_images(resources, writer, images, set())
         _clean_annotations(page)
         added = writer.add_page(page)
-        fonts = added["/Resources"].get_object().get("/Font")
-        if fonts is not None:
-            fonts = fonts.get_object()
-            for name, group in merged.items():
-                assert group.reference is not None
-                fonts[NameObject("/" + name)] = group.reference
+        if ref.height:
+            _crop_top(added, ref.height)
 
     for title, index in outline:
-        writer.add_outline_item(title, index)
+        writer.add_outline_item(title=title, page_number=index)
     if metadata is not None:
         _add_metadata(writer, metadata)
     digest = hashlib.sha256()
@@ -142,6 +143,15 @@ def _add_metadata(writer: PdfWriter, metadata: Metadata) -> None:
     if metadata.lang:
         writer._root_object[NameObject("/Lang")] = TextStringObject(metadata.lang)
     writer.page_mode = "/UseOutlines"
+
+
+def _crop_top(page: Any, height: float) -> None:
+    box = page.mediabox
+    top = float(box.top)
+    cropped = RectangleObject([float(box.left), top - height, float(box.right), top])
+    for name in ("/MediaBox", "/CropBox", "/TrimBox", "/BleedBox", "/ArtBox"):
+        if name == "/MediaBox" or name in page:
+            page[NameObject(name)] = cropped
 
 
 def _clean_annotations(page: Any) -> None:
@@ -333,7 +343,7 @@ def _merged_subset(cache: PageCache, original: str, gids: list[int]) -> tuple[by
     try:
         data = path.read_bytes()
     except OSError:
-        data = _subset(cache.font_path(original).read_bytes(), _font_index(original), gids)
+        data = subset_font(cache.font_path(original).read_bytes(), _font_index(original), gids)
         PageCache._write(path, data)
     return data, data[:4] == b"OTTO"
 
@@ -342,31 +352,51 @@ def _font_index(name: str) -> int:
     return int(name.rsplit("-", 1)[1].split(".", 1)[0])
 
 
-def _subset(data: bytes, index: int, gids: list[int]) -> bytes:
-    options = ft_subset.Options()
-    options.retain_gids = True
-    options.passthrough_tables = True
-    options.ignore_missing_glyphs = True
-    options.hinting = False
-    options.desubroutinize = True
-    options.notdef_outline = True
-    options.drop_tables += _DROP_TABLES
-    font = TTFont(io.BytesIO(data), fontNumber=index, lazy=True)
-    subsetter = ft_subset.Subsetter(options)
-    subsetter.populate(gids=gids)
-    subsetter.subset(font)
-    out = io.BytesIO()
-    font.save(out)
-    return out.getvalue()
+def _point_fonts_at(fonts: DictionaryObject | None, merged: dict[str, _FontGroup]) -> None:
+    """Make the batch's font dictionary name the merged fonts, in place.
 
-
-def _detach_fonts(page: Any, merged: dict[str, _FontGroup]) -> None:
-    """Stop pypdf from copying the fonts that `assemble` replaces by merged ones."""
-    resources = page.get("/Resources")
-    fonts = _font_dict(resources)
-    if fonts is None or not merged:
+    The entries become references into the writer, which pypdf's cloning
+    keeps as they are: neither the page nor the form XObjects that share this
+    dictionary drag the batch's own subsets along.
+    """
+    if fonts is None:
         return
-    kept = DictionaryObject(
-        {NameObject(k): v for k, v in fonts.items() if k[1:] not in merged}
-    )
-    resources.get_object()[NameObject("/Font")] = kept
+    for name, group in merged.items():
+        assert group.reference is not None
+        fonts[NameObject("/" + name)] = group.reference
+
+
+def _share_images(
+    resources: Any, writer: PdfWriter, seen: dict[bytes, IndirectObject], visited: set[int]
+) -> None:
+    """Store each distinct image once, however many batches embed it."""
+    if resources is None:
+        return
+    xobjects = resources.get_object().get("/XObject")
+    if xobjects is None:
+        return
+    xobjects = xobjects.get_object()
+    for name, ref in list(xobjects.items()):
+        if not isinstance(ref, IndirectObject) or ref.pdf is writer:
+            continue
+        obj = ref.get_object()
+        if obj.get("/Subtype") == "/Form":
+            if id(obj) not in visited:
+                visited.add(id(obj))
+                _share_images(obj.get("/Resources"), writer, seen, visited)
+            continue
+        key = _image_key(obj)
+        if key not in seen:
+            seen[key] = obj.clone(writer).indirect_reference
+        xobjects[NameObject(name)] = seen[key]
+
+
+def _image_key(image: Any) -> bytes:
+    digest = hashlib.sha256(image._data)
+    for key in sorted(image):
+        value = image[key]
+        if isinstance(value, IndirectObject):  # a soft mask: hash its pixels too
+            digest.update(_image_key(value.get_object()))
+        else:
+            digest.update(f"{key}={value!r}".encode())
+    return digest.digest()

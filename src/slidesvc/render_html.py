@@ -32,7 +32,9 @@ _REF_RE = re.compile(re.escape(ASSET_SCHEME) + r"([\w.-]+)")
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _IMG_SRC_RE = re.compile(r"""\ssrc\s*=\s*(["'])""" + re.escape(ASSET_SCHEME) + r"""([\w.-]+)\1""")
 _QUOTE = r"""(?:"|'|&quot;|&#x27;|&#39;)?"""
-_URL_RE = re.compile(r"url\(\s*" + _QUOTE + re.escape(ASSET_SCHEME) + r"([\w.-]+)" + _QUOTE + r"\s*\)")
+_URL_RE = re.compile(
+    r"url\(\s*" + _QUOTE + re.escape(ASSET_SCHEME) + r"([\w.-]+)" + _QUOTE + r"\s*\)"
+)
 PLACEHOLDER = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 """A transparent 1x1 GIF: the ``src`` of an image whose picture comes from CSS."""
 
@@ -82,7 +84,9 @@ class _Images:
             total.update(_REF_RE.findall(text))
             for tag in _IMG_RE.findall(text):
                 in_img.update(m.group(2) for m in _IMG_SRC_RE.finditer(tag))
-        self.inline = {i for i, n in total.items() if n == 1 and in_img[i] == 1 and i in self.assets}
+        self.inline = {
+            i for i, n in total.items() if n == 1 and in_img[i] == 1 and i in self.assets
+        }
         self.shared: set[str] = set()
         """Ids referred to through ``var(--im-<id>)``; their data goes in the stylesheet."""
 
@@ -98,7 +102,9 @@ class _Images:
             image = self._url_for(bg.url[len(ASSET_SCHEME) :])
         else:
             image = 'url("' + bg.url.replace('"', "%22") + '")'
-        return f"background-image:{image};background-size:{bg.size};background-position:{bg.position}"
+        return (
+            f"background-image:{image};background-size:{bg.size};background-position:{bg.position}"
+        )
 
     def stylesheet(self) -> str:
         if not self.shared:
@@ -166,7 +172,10 @@ def _slide(slide: Slide, images: _Images, notes: bool, width: int) -> str:
         styles.append("color:" + slide.color)
     parts = []
     if slide.backgrounds:
-        layers = "".join(f'<div class="bg" style="{escape(images.background(b))}"></div>' for b in slide.backgrounds)
+        layers = "".join(
+            f'<div class="bg" style="{escape(images.background(b))}"></div>'
+            for b in slide.backgrounds
+        )
         parts.append(f'<div class="bg-layer" aria-hidden="true">{layers}</div>')
         if slide.bg_split:
             classes.append("bg-" + slide.bg_split)
@@ -203,7 +212,7 @@ def render_html(deck: Deck, *, notes: bool = False) -> str:
     csp = content_security_policy(rt.script_hash, allow_scripts=meta.allow_scripts)
     size = f"{meta.width}px {meta.height}px"
     deck_css = (
-        f".deck{{--w:{meta.width}px;--h:{meta.height}px}}\n@page{{size:{size};margin:0}}\n"
+        f":root{{--w:{meta.width}px;--h:{meta.height}px}}\n@page{{size:{size};margin:0}}\n"
         + deck.theme_css
         + "\n"
         + deck.code_css
@@ -222,7 +231,10 @@ def render_html(deck: Deck, *, notes: bool = False) -> str:
         head.append(f'<meta name="description" content="{escape(meta.description)}">\n')
     if meta.author:
         head.append(f'<meta name="author" content="{escape(meta.author)}">\n')
-    head.append(f'<meta property="og:type" content="website">\n<meta property="og:title" content="{escape(meta.title)}">\n')
+    head.append(
+        '<meta property="og:type" content="website">\n'
+        f'<meta property="og:title" content="{escape(meta.title)}">\n'
+    )
     if meta.description:
         head.append(f'<meta property="og:description" content="{escape(meta.description)}">\n')
     head.append(f'<meta name="generator" content="slidesvc {__version__}">\n')

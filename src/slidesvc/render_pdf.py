@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,7 +40,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from slidesvc import __version__
 from slidesvc.errors import Diagnostic, RenderError
-from slidesvc.model import ASSET_SCHEME, Deck, Slide
+from slidesvc.model import ASSET_SCHEME, Background, Deck, Slide
 from slidesvc.pdf_assemble import Metadata, PageRef, assemble
 from slidesvc.pdf_cache import PageCache, PageEntry, default_cache_dir
 
@@ -120,13 +121,22 @@ class ConfinedFetcher(URLFetcher):  # type: ignore[misc]
 # --------------------------------------------------------------------------- HTML
 
 
+_MEASURE_PAGES = 5
+"""Slide pages are laid out this many slides tall, then cropped to one slide:
+WeasyPrint drops what does not fit on a page, and the room below the slide
+is where an overflow can be measured."""
+
+
 def _page_css(deck: Deck) -> str:
     w, h = deck.meta.width, deck.meta.height
     return (
-        f"@page{{size:{w}px {h}px;margin:0}}"
+        f"@page{{size:{w}px {h * _MEASURE_PAGES}px;margin:0}}"
+        f"@page notes{{size:{w}px {h}px;margin:0}}"
+        f".pdf-notes{{page:notes}}"
         f".pdf-page{{width:{w}px;height:{h}px}}"
         f".pdf-page.pdf-notes{{height:auto;min-height:{h}px}}"
         f"section.slide{{width:{w}px;height:{h}px}}"
+        f":root{{--w:{w}px;--h:{h}px}}"
     )
 
 
@@ -140,54 +150,60 @@ def _attr(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def _background_layer(slide: Slide) -> str:
-    if not slide.backgrounds:
-        return ""
-    figures = "".join(
-        f'<figure style="background-image:url({_attr(bg.url)});'
-        f"background-size:{_attr(bg.size)};background-position:{_attr(bg.position)}\"></figure>"
-        for bg in slide.backgrounds
-    )
-    if not slide.bg_split:
-        return f'<div class="bg-layer">{figures}</div>'
-    side = "left:0" if slide.bg_split == "left" else "right:0"
-    style = f"{side};width:{_attr(slide.bg_split_size)}"
-    left_or_right = "right:auto" if slide.bg_split == "left" else "left:auto"
-    return f'<div class="bg-layer" style="{style};{left_or_right}">{figures}</div>'
+def _split_width(size: str, width: int) -> str:
+    """The image side of a split slide in px, as render_html writes it."""
+    if size.endswith("%"):
+        try:
+            return f"{round(float(size[:-1]) * width / 100)}px"
+        except ValueError:
+            pass
+    return size
 
 
-def slide_section(slide: Slide, count: int) -> str:
-    """One slide as the viewer's ``<section class="slide">`` (without notes)."""
-    classes = " ".join(("slide", *slide.classes))
-    if slide.bg_split:
-        classes += f" bg-split bg-{slide.bg_split}"
-    style = []
+def slide_section(slide: Slide, width: int) -> str:
+    """One slide as render_html's ``<section class="slide">``, images left as
+    ``slidesvc-asset:`` URLs for the fetcher, notes left out."""
+    classes = ["slide", *slide.classes]
+    styles = []
     if slide.background:
-        style.append(f"background:{slide.background}")
+        styles.append(f"background:{slide.background}")
     if slide.color:
-        style.append(f"color:{slide.color}")
-    if slide.bg_split:
-        pad = "padding-left" if slide.bg_split == "left" else "padding-right"
-        style.append(f"--bg-size:{slide.bg_split_size}")
-        style.append(f"{pad}:calc({slide.bg_split_size} + 40px)")
-    parts = [
-        f'<section class="{_attr(classes)}" id="{slide.number}" data-line="{slide.line}"'
-        f' data-title="{_attr(slide.title)}" style="{_attr(";".join(style))}">',
-        _background_layer(slide),
-    ]
+        styles.append(f"color:{slide.color}")
+    parts = []
+    if slide.backgrounds:
+        layers = "".join(
+            f'<div class="bg" style="{_attr(_bg_style(bg))}"></div>' for bg in slide.backgrounds
+        )
+        parts.append(f'<div class="bg-layer">{layers}</div>')
+        if slide.bg_split:
+            classes.append(f"bg-{slide.bg_split}")
+            styles.append(f"--bg-split:{_split_width(slide.bg_split_size, width)}")
     if slide.header_html:
         parts.append(f"<header>{slide.header_html}</header>")
     parts.append(f'<div class="content">{slide.html}</div>')
     if slide.footer_html:
         parts.append(f"<footer>{slide.footer_html}</footer>")
     if slide.paginate:
-        parts.append(f'<span class="page-number" data-count="{count}">{slide.number}</span>')
-    parts.append("</section>")
-    return "".join(parts)
+        parts.append(f'<span class="page-number">{slide.number}</span>')
+    style = f' style="{_attr(";".join(styles))}"' if styles else ""
+    return (
+        f'<section class="{_attr(" ".join(classes))}" id="{slide.number}"'
+        f' data-title="{_attr(slide.title)}" data-line="{slide.line}"{style}>'
+        + "".join(parts)
+        + "</section>"
+    )
 
 
-def _page_body(slide: Slide, count: int, notes: bool) -> str:
-    body = f'<div class="pdf-page" data-page="{slide.number}">{slide_section(slide, count)}</div>'
+def _bg_style(bg: Background) -> str:
+    url = bg.url.replace('"', "%22")
+    return (
+        f'background-image:url("{url}");background-size:{bg.size};'
+        f"background-position:{bg.position}"
+    )
+
+
+def _page_body(slide: Slide, width: int, notes: bool) -> str:
+    body = f'<div class="pdf-page" data-page="{slide.number}">{slide_section(slide, width)}</div>'
     if notes and slide.notes_html:
         title = f"Slide {slide.number}" + (f" · {html.escape(slide.title)}" if slide.title else "")
         body += (
@@ -261,6 +277,24 @@ def _parsed_css(state: _WorkerState, text: str, folder: Path) -> tuple[CSS, list
 
 def _render_batch(job: _BatchJob) -> list[PageEntry]:
     """Lay out and write one batch of slides; cache and return one entry per slide."""
+    try:
+        return _render_batch_unchecked(job)
+    except (RenderError, MemoryError):
+        raise
+    except RecursionError:
+        raise RenderError(f"{_where(job)} nest elements too deeply for the PDF renderer") from None
+    except Exception as exc:  # WeasyPrint has no error hierarchy of its own
+        raise RenderError(
+            f"{_where(job)} cannot be rendered: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _where(job: _BatchJob) -> str:
+    first, last = job.slides[0].number, job.slides[-1].number
+    return f"slide {first}" if first == last else f"slides {first}-{last}"
+
+
+def _render_batch_unchecked(job: _BatchJob) -> list[PageEntry]:
     state = _state()
     folder = Path(job.folder)
     css, css_refused = _parsed_css(state, job.css, folder)
@@ -433,12 +467,11 @@ def _render(
     css = stylesheet(deck)
     css_hash = hashlib.sha256(css.encode()).hexdigest()
     theme_assets = _used_assets(deck, css)
-    count = len(deck.slides)
     slide_jobs: list[tuple[_SlideJob, dict[str, tuple[str, bytes]]]] = []
     entries: dict[int, PageEntry] = {}
     slides = deck.slides[:limit] if limit else deck.slides
     for slide in slides:
-        body = _page_body(slide, count, notes)
+        body = _page_body(slide, deck.meta.width, notes)
         assets = {**theme_assets, **_used_assets(deck, body)}
         key = _slide_key(css_hash, body, assets)
         entry = cache.get_entry(key)
@@ -495,8 +528,11 @@ def _run_pool(batches: Sequence[_BatchJob], workers: int) -> list[list[PageEntry
     # Forking keeps the already-imported WeasyPrint and Pango: no start-up cost.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_render_batch, batches))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(_render_batch, batches))
+    except BrokenProcessPool:
+        raise RenderError("a PDF render worker died (out of memory?)") from None
 
 
 def _refusal_diagnostics(deck: Deck, entries: Sequence[PageEntry]) -> list[Diagnostic]:
@@ -566,9 +602,10 @@ def render_pdf(
             _LOG.warning("%s", diagnostic)
     pages: list[PageRef] = []
     outline: list[tuple[str, int]] = []
+    height = deck.meta.height * 0.75
     for slide, entry in zip(deck.slides, rendered.entries, strict=True):
         outline.append((_outline_title(slide), len(pages)))
-        pages.append(PageRef(entry.batch, entry.page, entry.fonts))
+        pages.append(PageRef(entry.batch, entry.page, entry.fonts, height))
         pages.extend(PageRef(entry.batch, n, entry.fonts) for n in entry.notes_pages)
     cache = PageCache(cache_dir or default_cache_dir())
     return assemble(pages, outline=outline, metadata=pdf_metadata(deck), cache=cache)
@@ -605,7 +642,8 @@ def render_thumbnail_png(deck: Deck, width: int = 640, *, cache_dir: Path | None
     rendered = _render(deck, notes=False, jobs=1, cache_dir=cache_dir, limit=1)
     entry = rendered.entries[0]
     cache = PageCache(cache_dir or default_cache_dir())
-    pdf = assemble([PageRef(entry.batch, entry.page, entry.fonts)], cache=cache)
+    ref = PageRef(entry.batch, entry.page, entry.fonts, deck.meta.height * 0.75)
+    pdf = assemble([ref], cache=cache)
     document = pypdfium2.PdfDocument(pdf)
     try:
         page = document[0]

@@ -49,6 +49,7 @@ def publish_from_args(args: Any, environ: Mapping[str, str]) -> int:
         sock=sock,
         print=None,
         handle_signals=True,
+        access_log=None,
         shutdown_timeout=settings.stop_timeout,
     )
     return 0

@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,10 +29,18 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from slidesvc.publish import pages
-from slidesvc.publish.catalog import Catalog, FileKey, Thumbnails, assign_slugs, scan
+from slidesvc.publish.catalog import (
+    Catalog,
+    DeckSummary,
+    FileKey,
+    Thumbnails,
+    assign_slugs,
+    scan,
+)
 from slidesvc.publish.proxy import forward_http, forward_websocket, is_websocket
 from slidesvc.publish.settings import PublishSettings
 from slidesvc.publish.supervisor import DeckState, DeckUnavailable, Supervisor, rss_bytes
+from slidesvc.slug import slugify
 
 log = logging.getLogger("slidesvc.publish")
 
@@ -54,13 +62,13 @@ class Publisher:
         settings: PublishSettings,
         session: aiohttp.ClientSession,
         *,
-        pool: ProcessPoolExecutor | None = None,
+        pool_factory: Callable[[], Executor] | None = None,
         thumbnails: Thumbnails | None = None,
         announce: Callable[[str], None] = print,
     ) -> None:
         self.settings = settings
         self.session = session
-        self.catalog = Catalog(settings.decks_dir, pool)
+        self.catalog = Catalog(settings.decks_dir, pool_factory)
         self.supervisor = Supervisor(settings, session)
         self.thumbnails = thumbnails or Thumbnails()
         self.started = time.monotonic()
@@ -100,12 +108,17 @@ class Publisher:
         self.catalog.files = files
 
     async def watch_folder(self) -> None:
+        problem = ""
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             try:
                 await self.sync()
             except OSError as exc:
-                log.warning("cannot read %s: %s", self.catalog.folder, exc)
+                if str(exc) != problem:  # say it once, not every second
+                    log.warning("cannot read %s: %s", self.catalog.folder, exc)
+                problem = str(exc)
+            else:
+                problem = ""
 
     async def reap_idle(self) -> None:
         period = min(1.0, max(0.05, self.settings.idle_timeout / 4))
@@ -118,10 +131,10 @@ class Publisher:
         if version != self.catalog.version:
             summaries = list(self.catalog.summaries.values())
             for path, message in self.catalog.clashes.items():
-                from slidesvc.publish.catalog import DeckSummary
-
                 summaries.append(
-                    DeckSummary(slug=path.stem, path=path, title=path.name, error=message)
+                    DeckSummary(
+                        slug=f"{slugify(path)}-duplicate", path=path, title=path.name, error=message
+                    )
                 )
             body = pages.render_index(summaries, self.settings.base_url).encode("utf-8")
             self._index = (self.catalog.version, body)
@@ -184,9 +197,12 @@ def _publisher_ctx(
             auto_decompress=False,
             skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING),
         )
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         publisher = Publisher(
-            settings, session, pool=pool, thumbnails=Thumbnails(render_thumbnail), announce=announce
+            settings,
+            session,
+            pool_factory=_parse_pool,
+            thumbnails=Thumbnails(render_thumbnail),
+            announce=announce,
         )
         app[PUBLISHER] = publisher
         tasks: list[asyncio.Task[None]] = []
@@ -203,9 +219,14 @@ def _publisher_ctx(
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.supervisor.stop_all()
             await session.close()
-            pool.shutdown(wait=False, cancel_futures=True)
+            publisher.catalog.close()
 
     return ctx
+
+
+def _parse_pool() -> Executor:
+    # A separate process: parsing is CPU work that must not slow the proxy down.
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
 
 async def _preload(publisher: Publisher) -> None:

@@ -24,6 +24,7 @@ from slidesvc.slug import slugify
 
 log = logging.getLogger("slidesvc.publish")
 
+_THUMBNAILS_KEPT = 512
 FileKey = tuple[int, int]
 """(mtime_ns, size): changes when a deck file is edited."""
 
@@ -117,6 +118,8 @@ class Thumbnails:
         async with self._one_at_a_time:
             if key not in self._cache:
                 self._cache[key] = await self._render_safely(summary)
+                while len(self._cache) > _THUMBNAILS_KEPT:  # old versions of edited decks
+                    del self._cache[next(iter(self._cache))]
         return self._cache[key]
 
     async def _render_safely(self, summary: DeckSummary) -> bytes | None:
@@ -136,9 +139,12 @@ async def _render_thumbnail(path: Path) -> bytes:
 class Catalog:
     """The summaries of every deck, refreshed when their files change."""
 
-    def __init__(self, folder: Path, pool: Executor | None) -> None:
+    def __init__(self, folder: Path, pool_factory: Callable[[], Executor] | None = None) -> None:
         self.folder = folder
-        self._pool = pool
+        self._pool_factory = pool_factory
+        self._pool: Executor | None = None
+        """Created for a batch of parses and shut down when they are done, so a
+        worker process (and the build side's memory) only exists while needed."""
         self.summaries: dict[str, DeckSummary] = {}
         self.clashes: dict[Path, str] = {}
         self.files: dict[Path, FileKey] = {}
@@ -161,11 +167,13 @@ class Catalog:
         """Re-parse a deck in the background (the latest request wins)."""
         old = self._pending.pop(slug, None)
         if old is not None:
-            old.cancel()
+            old.cancel()  # its worker job still finishes; the pool stays for the new one
         self._pending[slug] = asyncio.create_task(self._refresh(slug, path))
 
     async def _refresh(self, slug: str, path: Path) -> None:
         loop = asyncio.get_running_loop()
+        if self._pool is None and self._pool_factory is not None:
+            self._pool = self._pool_factory()
         try:
             summary = await loop.run_in_executor(self._pool, summarize, path)
         except asyncio.CancelledError:
@@ -178,6 +186,14 @@ class Catalog:
             self.version += 1
         if self._pending.get(slug) is asyncio.current_task():
             del self._pending[slug]
+        if not self._pending:
+            self.close()
+
+    def close(self) -> None:
+        """Shut the parse worker down (a new one starts with the next parse)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     async def settle(self) -> None:
         """Wait until every pending parse has finished (for tests and preload)."""

@@ -120,11 +120,8 @@ class DeckProcess:
     def public_url(self) -> str:
         return f"{self._settings.base_url}{self.slug}/"
 
-    async def acquire(self) -> str:
-        """The base URL of a healthy process, starting one if needed."""
-        self.last_used = time.monotonic()
-        if self.state is DeckState.RUNNING:
-            return self.url
+    def check_startable(self) -> None:
+        """Raise `DeckUnavailable` while a crash back-off or a stop is under way."""
         if self.state is DeckState.CRASHED and self._starting is None:
             wait = self.retry_at - time.monotonic()
             if wait > 0:
@@ -133,9 +130,26 @@ class DeckProcess:
                 )
         if self.state is DeckState.STOPPING:
             raise DeckUnavailable(self.slug, "its process is stopping", 1)
+
+    @property
+    def needs_start(self) -> bool:
+        return self.state is not DeckState.RUNNING and self._starting is None
+
+    def begin_start(self) -> None:
+        """Start the process unless it is starting already (returns at once)."""
         if self._starting is None:
+            self.state = DeckState.STARTING
             self._starting = asyncio.create_task(self._start(), name=f"start {self.slug}")
+
+    async def acquire(self) -> str:
+        """The base URL of a healthy process, starting one if needed."""
+        self.last_used = time.monotonic()
+        if self.state is DeckState.RUNNING:
+            return self.url
+        self.check_startable()
+        self.begin_start()
         task = self._starting
+        assert task is not None
         # Not `await task`: one impatient client must not cancel everybody's start.
         await asyncio.wait({task})
         if task.cancelled():
@@ -150,7 +164,6 @@ class DeckProcess:
             self._starting = None
 
     async def _spawn_and_wait(self) -> int:
-        self.state = DeckState.STARTING
         self.port = 0
         self.output.clear()
         self.last_error = ""
@@ -193,7 +206,6 @@ class DeckProcess:
             env.pop(name, None)
         # The token goes through the environment: argv is visible to every user in `ps`.
         env["SLIDESVC_PRESENTER_TOKEN"] = self.token
-        env["PYTHONUNBUFFERED"] = "1"
         env[PUBLISHER_PID_ENV] = str(os.getpid())
         return env
 
@@ -256,25 +268,28 @@ class DeckProcess:
         assert proc.stdout is not None
         pending = b""
         while chunk := await proc.stdout.read(65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                self._emit(line)
+            *lines, pending = (pending + chunk).split(b"\n")
             if len(pending) > _LINE_LIMIT:
-                self._emit(pending)
+                lines.append(pending)
                 pending = b""
-        if pending:
-            self._emit(pending)
+            self._emit(lines)
+        self._emit([pending])
 
-    def _emit(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip()[:_LINE_LIMIT]
-        if not self._listening.done() and (match := _LISTENING.match(line)):
-            self._listening.set_result(int(match.group(1)))
-        if line:
+    def _emit(self, raw_lines: list[bytes]) -> None:
+        """Log what one read brought, as one record (cheap under a busy access log)."""
+        out = []
+        for raw in raw_lines:
+            line = raw.decode("utf-8", "replace").rstrip()[:_LINE_LIMIT]
+            if not line:
+                continue
+            if not self._listening.done() and (match := _LISTENING.match(line)):
+                self._listening.set_result(int(match.group(1)))
             # The child's banner shows its presenter URL: keep the token out of the log.
             line = line.replace(self.token, "<token>")
             self.output.append(line)
-            child_log.info("[%s] %s", self.slug, line)
+            out.append(f"[{self.slug}] {line}")
+        if out:
+            child_log.info("%s", "\n".join(out))
 
     async def confirm_exit(self, timeout: float) -> bool:
         """After a refused connection: wait briefly for the process to be seen
@@ -369,29 +384,32 @@ class Supervisor:
     async def acquire(self, slug: str) -> str:
         """The URL of the deck's healthy process (KeyError for an unknown deck)."""
         deck = self.decks[slug]
-        if deck.state is not DeckState.RUNNING and deck.proc is None:
-            await self._make_room(deck)
+        if deck.needs_start:
+            deck.check_startable()
+            # Making room and starting happen under one lock, so concurrent first
+            # requests for different decks cannot overshoot the cap.
+            async with self._room:
+                if deck.needs_start:
+                    await self._make_room(deck)
+                    deck.begin_start()
         return await deck.acquire()
 
     async def _make_room(self, starting: DeckProcess) -> None:
-        async with self._room:
-            live = [
-                d for d in self.decks.values()
-                if d is not starting and d.state in (DeckState.RUNNING, DeckState.STARTING)
-            ]  # fmt: skip
-            excess = len(live) + 1 - self.settings.max_running
-            if excess <= 0:
-                return
-            # Least recently used first; a deck with open connections only if we must.
-            live.sort(key=lambda d: (d.active > 0, d.last_used))
-            victims = live[:excess]
-            for victim in victims:
-                log.info(
-                    "[%s] stopping (cap of %d running decks)",
-                    victim.slug,
-                    self.settings.max_running,
-                )
-            await asyncio.gather(*(v.stop() for v in victims))
+        live = [
+            d for d in self.decks.values()
+            if d is not starting and d.state in (DeckState.RUNNING, DeckState.STARTING)
+        ]  # fmt: skip
+        excess = len(live) + 1 - self.settings.max_running
+        if excess <= 0:
+            return
+        # Least recently used first; a deck with open connections only if we must.
+        live.sort(key=lambda d: (d.active > 0, d.last_used))
+        victims = live[:excess]
+        for victim in victims:
+            log.info(
+                "[%s] stopping (cap of %d running decks)", victim.slug, self.settings.max_running
+            )
+        await asyncio.gather(*(v.stop() for v in victims))
 
     async def reap_idle(self) -> None:
         """Stop processes idle for longer than the idle timeout."""

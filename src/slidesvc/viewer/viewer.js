@@ -240,7 +240,7 @@
   }
   if (window.name === POPUP_NAME && window.opener) {
     peer = window.opener;
-    peer.postMessage({ slidesvc: "hello" }, "*");
+    peer.postMessage({ slidesvc: "hello", from: mode }, "*");
   }
   const channel = "BroadcastChannel" in window ? new BroadcastChannel("slidesvc:" + (deck.dataset.version || document.title)) : null;
 
@@ -263,9 +263,11 @@
     show(data.slide - 1, fragment, "remote");
   }
   window.addEventListener("message", (e) => {
-    if (!e.data || typeof e.data !== "object") return;
-    const fromPopup = peer && e.source === peer;
-    if (!fromPopup) return;
+    if (!e.data || typeof e.data !== "object" || !e.source || e.source === window) return;
+    // After a reload the audience window has forgotten its popup; the popup
+    // still knows its opener, so its next message re-pairs them.
+    if (!peer && mode === "deck" && e.data.from === "presenter") peer = e.source;
+    if (e.source !== peer) return;
     if (e.data.slidesvc === "hello") broadcast();
     else if (e.data.slidesvc === "position") applyRemote(e.data);
   });

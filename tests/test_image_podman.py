@@ -1,0 +1,328 @@
+"""The deck image with real tools: skopeo, umoci, podman (run read-only, no capabilities), a registry.
+
+The image is built once per session from a real deck through the CLI
+(`slidesvc image DECK.md`), so the artifacts, the PDF and the server are the
+real ones. Podman runs rootful with runc and host networking (see
+scripts/container-setup.sh); the registry is Debian's docker-registry on
+127.0.0.1:5000, started and stopped here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import require_tool
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+DECK = """\
+---
+title: Containers For Slides
+author: Test Author
+---
+# Containers For Slides
+
+One deck, one image.
+
+---
+
+## Why
+
+* small
+* immutable
+
+???
+A private note.
+"""
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+"""
+REGISTRY = "127.0.0.1:5000"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def get(url: str, timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def wait_for(url: str, deadline: float) -> float:
+    """Seconds until `url` answers 200."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        try:
+            if get(url, timeout=1)[0] == 200:
+                return time.monotonic() - start
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"{url} did not answer 200 within {deadline} s")
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The podman binary, with a containers.conf that works in CI sandboxes."""
+    path = require_tool("podman")
+    require_tool("runc")
+    if "CONTAINERS_CONF" not in os.environ:
+        conf = tmp_path_factory.mktemp("containers") / "containers.conf"
+        conf.write_text(CONTAINERS_CONF)
+        os.environ["CONTAINERS_CONF"] = str(conf)
+    return path
+
+
+@pytest.fixture(scope="session")
+def deck_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The image of a real deck, as an OCI layout and as an oci-archive, built by the CLI."""
+    root = tmp_path_factory.mktemp("deck-image")
+    deck = root / "containers.md"
+    deck.write_text(DECK)
+    outputs = {"layout": root / "layout", "archive": root / "image.tar"}
+    for fmt, out in (("oci", outputs["layout"]), ("oci-archive", outputs["archive"])):
+        command = [
+            sys.executable,
+            "-m",
+            "slidesvc",
+            "image",
+            str(deck),
+            "-o",
+            str(out),
+            "--format",
+            fmt,
+        ]
+        command += ["--tag", "localhost/slidesvc-test/containers:1"]
+        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def loaded(podman: str, deck_image: dict[str, Path]) -> Iterator[str]:
+    """The image loaded into podman's store; removed afterwards."""
+    out = run(podman, "load", "-i", str(deck_image["archive"])).stdout
+    assert "localhost/slidesvc-test/containers:1" in out
+    yield "localhost/slidesvc-test/containers:1"
+    run(podman, "rmi", "-f", "localhost/slidesvc-test/containers:1", check=False)
+
+
+@pytest.fixture
+def container(podman: str, loaded: str) -> Iterator[tuple[str, int]]:
+    """The deck running read-only, without capabilities, on a free port: (name, port)."""
+    port = free_port()
+    name = f"slidesvc-test-{port}"
+    run(podman, "run", "-d", "--name", name, "--network", "host", "--read-only",
+        "--cap-drop=ALL", "--security-opt", "no-new-privileges", "-e", f"PORT={port}", loaded)  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", 30)
+        yield name, port
+    finally:
+        run(podman, "rm", "-f", "-t", "0", name, check=False)
+
+
+def test_skopeo_reads_the_layout_and_the_archive(deck_image: dict[str, Path]) -> None:
+    """skopeo inspects both outputs and sees the labels and three layers."""
+    skopeo = require_tool("skopeo")
+    for ref in (f"oci:{deck_image['layout']}", f"oci-archive:{deck_image['archive']}"):
+        info = json.loads(run(skopeo, "inspect", ref).stdout)
+        assert info["Labels"]["dev.slidesvc.deck.slug"] == "containers"
+        assert info["Labels"]["org.opencontainers.image.title"] == "Containers For Slides"
+        assert len(info["Layers"]) == 3
+        config = json.loads(run(skopeo, "inspect", "--config", ref).stdout)
+        assert config["config"]["User"] == "65532:65532"
+
+
+def test_umoci_unpacks_it_into_a_runtime_bundle(
+    deck_image: dict[str, Path], tmp_path: Path
+) -> None:
+    """umoci unpacks the layout; the bundle runs the server as the non-root user."""
+    umoci = require_tool("umoci")
+    bundle = tmp_path / "bundle"
+    run(
+        umoci,
+        "unpack",
+        "--image",
+        f"{deck_image['layout']}:localhost/slidesvc-test/containers:1",
+        str(bundle),
+    )
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "usr/bin/python3.11").is_file()
+    assert (rootfs / "deck/index.html").is_file() and (rootfs / "deck/deck.pdf").is_file()
+    assert not (rootfs / "bin/sh").exists()
+    spec = json.loads((bundle / "config.json").read_text())
+    assert spec["process"]["user"]["uid"] == 65532
+    assert spec["process"]["args"][:3] == ["python3", "-m", "slidesvc.server"]
+
+
+def test_the_container_serves_the_deck(container: tuple[str, int]) -> None:
+    """Read-only root, all capabilities dropped: /, /embed, /deck.pdf and /healthz answer."""
+    _, port = container
+    base = f"http://127.0.0.1:{port}"
+    status, headers, body = get(base + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b"Containers For Slides" in body and b"A private note" not in body
+    status, headers, body = get(base + "/embed")
+    assert status == 200 and b'data-mode="embed"' in body
+    status, headers, body = get(base + "/deck.pdf")
+    assert (
+        status == 200 and body.startswith(b"%PDF-") and headers["Content-Type"] == "application/pdf"
+    )
+    status, _, body = get(base + "/healthz")
+    assert status == 200 and json.loads(body)["deck"] == "containers"
+
+
+def test_the_container_runs_as_non_root_without_a_shell(
+    podman: str, container: tuple[str, int]
+) -> None:
+    """The server's uid is 65532; there is no shell to exec into; the health check passes."""
+    name, _ = container
+    uid = run(podman, "exec", name, "python3", "-c", "import os; print(os.getuid(), os.getgid())")
+    assert uid.stdout.split() == ["65532", "65532"]
+    assert run(podman, "exec", name, "/bin/sh", "-c", "true", check=False).returncode != 0
+    assert (
+        run(podman, "exec", name, "python3", "-m", "slidesvc.healthcheck", check=False).returncode
+        == 0
+    )
+    probe = "open('/deck/index.html', 'a')"
+    assert run(podman, "exec", name, "python3", "-c", probe, check=False).returncode != 0
+
+
+def test_the_container_stops_cleanly_on_sigterm(podman: str, container: tuple[str, int]) -> None:
+    """SIGTERM (podman stop) ends the server at once with exit code 0."""
+    name, _ = container
+    start = time.monotonic()
+    run(podman, "kill", "--signal", "TERM", name)
+    code = run(podman, "wait", name).stdout.strip()
+    assert time.monotonic() - start < 5
+    assert code == "0"
+
+
+def test_first_answer_comes_quickly(podman: str, loaded: str) -> None:
+    """From `podman run` to the first 200 in a few seconds (the 1 s target is in bench/)."""
+    port = free_port()
+    name = f"slidesvc-test-start-{port}"
+    start = time.monotonic()
+    run(podman, "run", "-d", "--rm", "--name", name, "--network", "host", "--read-only",
+        "--cap-drop=ALL", "-e", f"PORT={port}", loaded)  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", 10)
+        assert time.monotonic() - start < 10
+    finally:
+        run(podman, "rm", "-f", "-t", "0", name, check=False)
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1:5000, storing in a temp dir."""
+    binary = require_tool("docker-registry")
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 5000)) == 0:
+            pytest.fail(
+                "127.0.0.1:5000 is taken; the registry test needs it (stop the other registry)"
+            )
+    root = tmp_path_factory.mktemp("registry")
+    config = root / "config.yml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            version: 0.1
+            log: {{level: warn}}
+            storage:
+              filesystem: {{rootdirectory: {root / "data"}}}
+              delete: {{enabled: true}}
+            http: {{addr: "{REGISTRY}"}}
+            """
+        )
+    )
+    log = (root / "registry.log").open("wb")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://{REGISTRY}/v2/", 20)
+        yield REGISTRY
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_push_and_pull_through_a_registry(
+    podman: str, deck_image: dict[str, Path], registry: str, tmp_path: Path
+) -> None:
+    """`slidesvc image --push` uploads it; skopeo and podman pull the same digest back."""
+    skopeo = require_tool("skopeo")
+    deck = tmp_path / "containers.md"
+    deck.write_text(DECK)
+    ref = f"{registry}/slidesvc-test/containers:1"
+    command = [
+        sys.executable,
+        "-m",
+        "slidesvc",
+        "image",
+        str(deck),
+        "-o",
+        str(tmp_path / "out"),
+        "--push",
+        ref,
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    digest = json.loads((tmp_path / "out/index.json").read_text())["manifests"][0]["digest"]
+    assert f"pushed {registry}/slidesvc-test/containers@{digest}" in proc.stdout
+    info = json.loads(run(skopeo, "inspect", "--tls-verify=false", f"docker://{ref}").stdout)
+    assert info["Digest"] == digest
+    assert info["Labels"]["dev.slidesvc.deck.slug"] == "containers"
+    try:
+        run(podman, "pull", "--tls-verify=false", ref)
+        pulled = run(podman, "image", "inspect", ref, "--format", "{{.Digest}}").stdout.strip()
+        assert pulled == digest
+    finally:
+        run(podman, "rmi", "-f", ref, check=False)
+
+
+def test_push_to_a_missing_registry_is_a_clear_error(tmp_path: Path) -> None:
+    """Nothing listening: exit 1 naming the registry, no traceback."""
+    port = free_port()
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "index.html").write_text(
+        '<html data-mode="deck"><head><!--slidesvc:head--></head></html>'
+    )
+    (art / "deck.json").write_text('{"slug": "x", "title": "X", "version": "1"}')
+    command = [sys.executable, "-m", "slidesvc", "image", "--artifacts", str(art), "-o", str(tmp_path / "o"),
+               "--push", f"127.0.0.1:{port}/x:1"]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 1
+    assert f"cannot reach 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,103 @@
+"""PDF rendering in a child process: results, time limit, memory limit, configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+from pdf_helpers import make_deck, page_texts
+
+from slidesvc.errors import Diagnostic, RenderError
+from slidesvc.pdfworker import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    PdfLimits,
+    render_pdf_isolated,
+    render_pdf_isolated_async,
+)
+
+SLIDES = [("<h1>One</h1><p>first</p>", "<p>note one</p>"), "<h1>Two</h1><p>second</p>"]
+# Enough text-heavy slides that a cold render takes well over the tiny time limit.
+HEAVY = ["<h1>Heavy</h1>" + "<p>" + "word " * 400 + "</p>" for _ in range(60)]
+
+
+def test_isolated_render_returns_the_pdf_and_warnings(tmp_path: Path) -> None:
+    """The child renders the deck; its warnings come back to the caller."""
+    deck = make_deck(tmp_path / "d", [*SLIDES, '<img src="file:///etc/passwd">'])
+    found: list[Diagnostic] = []
+    pdf = render_pdf_isolated(deck, notes=True, cache_dir=tmp_path / "c", diagnostics=found)
+    texts = page_texts(pdf)
+    assert len(texts) == 4
+    assert "note one" in texts[1]
+    assert [d.line for d in found] == [deck.slides[2].line]
+
+
+def test_time_limit_kills_the_render(tmp_path: Path) -> None:
+    """Past the wall-clock limit the child (and its workers) are killed: a clear error."""
+    deck = make_deck(tmp_path / "d", HEAVY)
+    started = time.monotonic()
+    with pytest.raises(RenderError, match=r"longer than 0\.5 s .*SLIDESVC_PDF_TIMEOUT"):
+        render_pdf_isolated(deck, timeout=0.5, cache_dir=tmp_path / "c", jobs=2)
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "c" / "batches").exists() or len(list((tmp_path / "c" / "batches").iterdir())) < 4
+
+
+def test_memory_limit_fails_cleanly(tmp_path: Path) -> None:
+    """A render that needs more memory than allowed fails with a message naming the limit."""
+    deck = make_deck(tmp_path / "d", SLIDES)
+    with pytest.raises(RenderError, match=r"memory .*limit 60 MiB.*SLIDESVC_PDF_MEMORY_MB"):
+        render_pdf_isolated(deck, memory_mb=60, cache_dir=tmp_path / "c")
+
+
+def test_deck_path_errors_come_back_as_file_line_messages(tmp_path: Path) -> None:
+    """A deck that cannot be loaded is reported, not a traceback."""
+    missing = tmp_path / "nope.md"
+    with pytest.raises(Exception) as info:
+        render_pdf_isolated(missing, cache_dir=tmp_path / "c")
+    assert "Traceback" not in str(info.value)
+    assert isinstance(info.value, RenderError | OSError) or "nope.md" in str(info.value)
+
+
+async def test_async_render_and_the_loop_survives_a_timeout(tmp_path: Path) -> None:
+    """The server's variant: a timed-out render fails alone; the next one works."""
+    heavy = make_deck(tmp_path / "heavy", HEAVY)
+    light = make_deck(tmp_path / "light", SLIDES)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    with pytest.raises(RenderError, match="longer than"):
+        await render_pdf_isolated_async(heavy, timeout=0.5, cache_dir=tmp_path / "c")
+    pdf = await render_pdf_isolated_async(light, cache_dir=tmp_path / "c")
+    task.cancel()
+    assert len(page_texts(pdf)) == 2
+    assert ticks >= 5  # the event loop kept running while the children worked
+
+
+def test_limits_come_from_the_environment() -> None:
+    """Defaults, environment values, and errors that name the bad key."""
+    assert PdfLimits.from_env({}) == PdfLimits(DEFAULT_TIMEOUT, DEFAULT_MEMORY_MB)
+    assert PdfLimits.from_env(
+        {"SLIDESVC_PDF_TIMEOUT": "30", "SLIDESVC_PDF_MEMORY_MB": "512"}
+    ) == PdfLimits(30.0, 512)
+    with pytest.raises(RenderError, match="SLIDESVC_PDF_TIMEOUT must be a number, not 'soon'"):
+        PdfLimits.from_env({"SLIDESVC_PDF_TIMEOUT": "soon"})
+    with pytest.raises(RenderError, match="SLIDESVC_PDF_MEMORY_MB must be a whole number"):
+        PdfLimits.from_env({"SLIDESVC_PDF_MEMORY_MB": "-5"})
+
+
+def test_environment_limits_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLIDESVC_PDF_TIMEOUT is used when no argument is given."""
+    monkeypatch.setenv("SLIDESVC_PDF_TIMEOUT", "0.5")
+    deck = make_deck(tmp_path / "d", HEAVY)
+    with pytest.raises(RenderError, match=r"longer than 0\.5 s"):
+        render_pdf_isolated(deck, cache_dir=tmp_path / "c")
+    assert os.environ["SLIDESVC_PDF_TIMEOUT"] == "0.5"
