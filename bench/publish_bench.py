@@ -77,10 +77,15 @@ class Publisher:
     def __init__(self, folder: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.proc = subprocess.Popen(
+        self.log = folder.with_suffix(".log")
+        with open(self.log, "wb") as log:
+            self.proc = self._start(folder, extra, log)
+
+    def _start(self, folder: Path, extra: tuple[str, ...], log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [sys.executable, "-m", "slidesvc", "publish", str(folder), "--port", str(self.port),
              "--idle-timeout", "0", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
 
     async def wait_up(self, http: aiohttp.ClientSession, timeout: float = 120) -> None:
@@ -98,6 +103,11 @@ class Publisher:
     async def status(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         async with http.get(self.url + "_status") as resp:
             return dict(await resp.json())
+
+    def problems(self) -> list[str]:
+        """Log lines about processes that failed (printed when a run looks wrong)."""
+        words = ("exited with", "not healthy", "failed", "Traceback")
+        return [line for line in self.log.read_text().splitlines() if any(w in line for w in words)]
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -206,6 +216,8 @@ async def bench_many(folder: Path, count: int, rows: list[tuple[str, str]]) -> N
             ready = time.perf_counter() - start
             status = await pub.status(http)
             running = sum(d["state"] == "running" for d in status["decks"])
+            if running < count:
+                print("\n".join(pub.problems()[:20]), file=sys.stderr)
             rows.append(
                 (
                     f"{count} decks with --preload: running / time until all up",

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install and configure what the container tests need: podman, skopeo, umoci,
-# runc and Debian's docker-registry (apt-get only for what is missing), and a
+# runc, Debian's docker-registry and debootstrap (which makes the local base
+# image of the Dockerfile test; apt-get only for what is missing), and a
 # containers.conf that makes rootful podman work in CI sandboxes (runc, raised
 # ulimits). Idempotent. Prints the CONTAINERS_CONF line to export.
 #
@@ -10,7 +11,8 @@ set -eu
 conf_dir="${SLIDESVC_CONTAINERS_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/slidesvc}"
 
 missing=""
-for pair in podman:podman skopeo:skopeo umoci:umoci runc:runc docker-registry:docker-registry; do
+for pair in podman:podman skopeo:skopeo umoci:umoci runc:runc docker-registry:docker-registry \
+    debootstrap:debootstrap; do
     tool="${pair%%:*}"
     package="${pair#*:}"
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $package"

@@ -19,18 +19,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, require_tool
-from slidesvc import debbase
+from test_image import make_artifacts
 from test_image_podman import CONTAINERS_CONF, DECK, free_port, get, run, wait_for
+
+from slidesvc import debbase
+from slidesvc.image import WHEEL_TARGET, build_image
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 BASE_TAG = "localhost/slidesvc-test/bookworm-python:1"
 IMAGE_TAG = "localhost/slidesvc-test/dockerfile:1"
 MIRROR = os.environ.get("SLIDESVC_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-BASE_PACKAGES = "python3,python3-venv,libpango-1.0-0,libpangoft2-1.0-0,fonts-dejavu-core"
+# debootstrap does not resolve virtual packages: python3-distutils provides python3.11-venv's
+# python3.11-distutils.
+BASE_PACKAGES = (
+    "python3,python3-venv,python3-distutils,libpango-1.0-0,libpangoft2-1.0-0,fonts-dejavu-core"
+)
 BUILD_TOOLS = ("hatchling",)
+
+
+def remove_rootfs(rootfs: Path) -> None:
+    """Delete a debootstrap tree, but never through a mount it left behind (/proc, /dev)."""
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(f"{rootfs}/")), reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False)
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    if any(m.startswith(f"{rootfs}/") for m in mounts):
+        pytest.fail(f"{rootfs} still has mounts; not deleting it")
+    shutil.rmtree(rootfs, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +70,24 @@ def base_image(podman: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     if not cached.is_file():
         debootstrap = require_tool("debootstrap")
         rootfs = tmp_path_factory.mktemp("debootstrap") / "rootfs"
-        run(debootstrap, "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(rootfs), MIRROR,
-            timeout=900)  # fmt: skip
-        shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(".partial")
-        run("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), ".")
-        partial.replace(cached)
-        shutil.rmtree(rootfs, ignore_errors=True)
+        try:
+            run(
+                debootstrap,
+                "--variant=minbase",
+                f"--include={BASE_PACKAGES}",
+                "bookworm",
+                str(rootfs),
+                MIRROR,
+                timeout=900,
+            )
+            for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
+                deb.unlink()
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".partial")
+            run("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), ".")
+            partial.replace(cached)
+        finally:
+            remove_rootfs(rootfs)
     run(podman, "import", "--change", "CMD=/bin/bash", str(cached), BASE_TAG)
     return BASE_TAG
 
@@ -70,10 +97,8 @@ def wheelhouse() -> Path:
     """Wheels for slidesvc's dependencies and its build backend, for pip inside the build."""
     folder = debbase.cache_dir() / "dockerfile-wheelhouse"
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-               "--implementation", "cp", "--python-version", "3.11", "--abi", "cp311",
-               "--platform", "manylinux_2_36_x86_64", "-d", str(folder),
-               str(ROOT), *BUILD_TOOLS]  # fmt: skip
+    command = [sys.executable, "-m", "pip", "download", "--quiet", *WHEEL_TARGET]
+    command += ["-d", str(folder), str(ROOT), *BUILD_TOOLS]
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for own in folder.glob("slidesvc-*"):
@@ -98,10 +123,26 @@ def context(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(podman: str, base_image: str, context: Path) -> Iterator[str]:
     """`podman build` of the Dockerfile, as a user with Docker would run `docker build`."""
-    run(podman, "build", "--network", "host", "--format", "docker", "-t", IMAGE_TAG,
-        "--build-arg", f"BASE={base_image}", "--build-arg", "DECK=decks/containers.md",
-        "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/src/wheelhouse",
-        str(context), timeout=1200)  # fmt: skip
+    run(
+        podman,
+        "build",
+        "--network",
+        "host",
+        "--format",
+        "docker",
+        "-t",
+        IMAGE_TAG,
+        "--build-arg",
+        f"BASE={base_image}",
+        "--build-arg",
+        "DECK=decks/containers.md",
+        "--build-arg",
+        "PIP_NO_INDEX=1",
+        "--build-arg",
+        "PIP_FIND_LINKS=/src/wheelhouse",
+        str(context),
+        timeout=1200,
+    )
     yield IMAGE_TAG
     run(podman, "rmi", "-f", IMAGE_TAG, check=False)
 
@@ -110,8 +151,20 @@ def test_the_dockerfile_image_serves_the_deck(podman: str, built: str) -> None:
     """Read-only, no capabilities: the deck, /embed, /deck.pdf and /healthz; non-root; healthy."""
     port = free_port()
     name = f"slidesvc-dockerfile-{port}"
-    run(podman, "run", "-d", "--name", name, "--network", "host", "--read-only", "--cap-drop=ALL",
-        "-e", f"PORT={port}", built)  # fmt: skip
+    run(
+        podman,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--read-only",
+        "--cap-drop=ALL",
+        "-e",
+        f"PORT={port}",
+        built,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", 30)
         status, _, body = get(f"http://127.0.0.1:{port}/")
@@ -131,11 +184,55 @@ def test_the_dockerfile_image_serves_the_deck(podman: str, built: str) -> None:
 
 
 def test_the_runtime_stage_has_no_build_tools(podman: str, built: str) -> None:
-    """aiohttp is importable in the runtime stage; Markdown, WeasyPrint and pip's venv are not there."""
+    """The runtime stage has aiohttp; not Markdown, WeasyPrint, Pygments or the build venv."""
     probe = (
         "import importlib.util as u; "
         "print(*(bool(u.find_spec(m)) for m in ('aiohttp', 'markdown', 'weasyprint', 'pygments')))"
     )
-    out = run(podman, "run", "--rm", "--network", "none", "--entrypoint", "python3", built, "-c", probe)
+    out = run(
+        podman, "run", "--rm", "--network", "none", "--entrypoint", "python3", built, "-c", probe
+    )
     assert out.stdout.split() == ["True", "False", "False", "False"]
-    assert run(podman, "run", "--rm", "--entrypoint", "ls", built, "/opt/venv", check=False).returncode != 0
+    assert (
+        run(podman, "run", "--rm", "--entrypoint", "ls", built, "/opt/venv", check=False).returncode
+        != 0
+    )
+
+
+def test_slidesvc_image_on_a_debian_base_from_docker_save(
+    podman: str, base_image: str, tmp_path: Path
+) -> None:
+    """`slidesvc image --base` appends its layers to a `docker save` archive; the result runs."""
+    saved = tmp_path / "base.tar"
+    run(podman, "save", "--format", "docker-archive", "-o", str(saved), base_image)
+    artifacts = make_artifacts(tmp_path / "artifacts", "on-debian", "On Debian")
+    out = tmp_path / "image.tar"
+    tag = "localhost/slidesvc-test/on-debian:1"
+    result = build_image(
+        None, out, fmt="docker-archive", base=saved, artifacts_dir=artifacts, tag=tag
+    )
+    assert len(result.image.layers) == 3  # the imported rootfs, dependencies, deck
+    run(podman, "load", "-i", str(out))
+    port = free_port()
+    name = f"slidesvc-on-debian-{port}"
+    try:
+        run(
+            podman,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--read-only",
+            "--cap-drop=ALL",
+            "-e",
+            f"PORT={port}",
+            tag,
+        )
+        wait_for(f"http://127.0.0.1:{port}/healthz", 30)
+        status, _, body = get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and b"On Debian" in body
+    finally:
+        run(podman, "rm", "-f", "-t", "0", name, check=False)
+        run(podman, "rmi", "-f", tag, check=False)

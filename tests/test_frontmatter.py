@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slidesvc.errors import DeckError
 from slidesvc.frontmatter import (
     MAX_FRONT_MATTER_BYTES,
     BadValue,
+    _simple_entries,
+    _yaml_entries,
     convert,
     find_front_matter,
     parse_front_matter,
@@ -65,7 +69,8 @@ def test_dates_stay_as_written() -> None:
 def test_errors_name_key_value_allowed_and_line() -> None:
     """Every bad key is reported, with its own line, and the rest still loads."""
     _, _, errors, _ = parse(
-        "---\ntitle: ok\npaginate: maybe\nmath: sometimes\nheadingDivider: 9\nlang: 'not a tag'\n---"
+        "---\ntitle: ok\npaginate: maybe\nmath: sometimes\n"
+        "headingDivider: 9\nlang: 'not a tag'\n---"
     )
     assert errors == [
         "talk.md:3: paginate: 'maybe' is not allowed: use true or false",
@@ -163,3 +168,51 @@ def test_bad_values(name: str, value: object) -> None:
 def test_good_values(name: str, value: object, expected: object) -> None:
     """Accepted spellings convert to the model's types."""
     assert convert(name, value, None) == expected
+
+
+SIMPLE_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "true",
+            "Yes",
+            "off",
+            "NULL",
+            "~",
+            "",
+            "0",
+            "7",
+            "012",
+            "1.5",
+            "2024-05-01",
+            "16:9",
+            "'quoted'",
+            '"dq"',
+            "'it''s'",
+            "a: b",
+            "x #c",
+            "C#",
+            "-1",
+            "[1, 2]",
+            "=",
+            "on the go",
+        ]
+    ),
+    st.text(alphabet="abcXYZ019 :#'\"-_.", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.tuples(st.sampled_from(["title", "paginate", "x-y"]), SIMPLE_VALUES)))
+def test_plain_front_matter_reads_like_yaml(items: list[tuple[str, str]]) -> None:
+    """The PyYAML-free reader, when it answers, agrees with PyYAML."""
+    lines = [f"{key}: {value}".rstrip() for key, value in items]
+    simple = _simple_entries(lines)
+    if simple is None:
+        return
+    try:
+        expected = _yaml_entries("\n".join(lines), DECK)
+    except DeckError:
+        pytest.fail(f"the simple reader accepted what YAML rejects: {lines}")
+    assert [(k, v, line) for k, v, _, line in simple] == [
+        (k, v, line) for k, v, _, line in expected
+    ]

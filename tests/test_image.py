@@ -317,7 +317,7 @@ def test_image_is_small(built: Layout) -> None:
 def test_archives_hold_the_same_image(
     built: Layout, decks: dict[str, Path], tmp_path: Path
 ) -> None:
-    """oci-archive holds the layout; docker-archive holds the layers by diff_id; both reproducible."""
+    """oci-archive holds the layout, docker-archive the layers by diff_id; both reproducible."""
     oci_tar, docker_tar = tmp_path / "talk.oci.tar", tmp_path / "talk.docker.tar"
     build_image(None, oci_tar, fmt="oci-archive", artifacts_dir=decks["talk"], env=ENV)
     build_image(
@@ -357,6 +357,18 @@ def test_base_image_gets_the_dependency_and_deck_layers_appended(
     assert layers[:2] == base_layers[:2] and layers[3:] == base_layers[1:]
     assert len(image.config["rootfs"]["diff_ids"]) == 5
     assert image.config["config"]["Labels"]["dev.slidesvc.deck.slug"] == "talk"
+
+
+def test_base_without_python_is_refused(decks: dict[str, Path], tmp_path: Path) -> None:
+    """A base image without Python 3.11 is named as the problem; nothing is written."""
+    layer = oci.Layer.from_entries([oci.file("etc/motd", b"hi\n")], 0, "base")
+    config = oci.image_config(layers=(layer,), created="1970-01-01T00:00:00Z", config={})
+    oci.write_layout(oci.Image(config, (layer,)), tmp_path / "busybox-ish")
+    with pytest.raises(ImageBuildError, match="no Python 3.11 in this base image"):
+        build_image(
+            None, tmp_path / "out", base=tmp_path / "busybox-ish", artifacts_dir=decks["talk"]
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_elf_reader_finds_the_libraries_python_links() -> None:

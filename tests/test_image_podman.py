@@ -1,4 +1,4 @@
-"""The deck image with real tools: skopeo, umoci, podman (run read-only, no capabilities), a registry.
+"""The deck image with real tools: skopeo, umoci, podman (read-only, no capabilities), a registry.
 
 The image is built once per session from a real deck through the CLI
 (`slidesvc image DECK.md`), so the artifacts, the PDF and the server are the
@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import require_tool
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -141,8 +140,22 @@ def container(podman: str, loaded: str) -> Iterator[tuple[str, int]]:
     """The deck running read-only, without capabilities, on a free port: (name, port)."""
     port = free_port()
     name = f"slidesvc-test-{port}"
-    run(podman, "run", "-d", "--name", name, "--network", "host", "--read-only",
-        "--cap-drop=ALL", "--security-opt", "no-new-privileges", "-e", f"PORT={port}", loaded)  # fmt: skip
+    run(
+        podman,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--read-only",
+        "--cap-drop=ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "-e",
+        f"PORT={port}",
+        loaded,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", 30)
         yield name, port
@@ -232,8 +245,21 @@ def test_first_answer_comes_quickly(podman: str, loaded: str) -> None:
     port = free_port()
     name = f"slidesvc-test-start-{port}"
     start = time.monotonic()
-    run(podman, "run", "-d", "--rm", "--name", name, "--network", "host", "--read-only",
-        "--cap-drop=ALL", "-e", f"PORT={port}", loaded)  # fmt: skip
+    run(
+        podman,
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--read-only",
+        "--cap-drop=ALL",
+        "-e",
+        f"PORT={port}",
+        loaded,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", 10)
         assert time.monotonic() - start < 10
@@ -321,8 +347,18 @@ def test_push_to_a_missing_registry_is_a_clear_error(tmp_path: Path) -> None:
         '<html data-mode="deck"><head><!--slidesvc:head--></head></html>'
     )
     (art / "deck.json").write_text('{"slug": "x", "title": "X", "version": "1"}')
-    command = [sys.executable, "-m", "slidesvc", "image", "--artifacts", str(art), "-o", str(tmp_path / "o"),
-               "--push", f"127.0.0.1:{port}/x:1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "slidesvc",
+        "image",
+        "--artifacts",
+        str(art),
+        "-o",
+        str(tmp_path / "o"),
+        "--push",
+        f"127.0.0.1:{port}/x:1",
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     assert proc.returncode == 1
     assert f"cannot reach 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr

@@ -22,10 +22,10 @@ import kubernetes_validate
 import pytest
 import yaml
 from referencing import Registry, Resource
+from test_image import make_artifacts
 
 from slidesvc import k8s
 from slidesvc.image import build_image
-from test_image import make_artifacts
 
 KNATIVE_SCHEMA = Path(__file__).parent / "data" / "knative-service-v1.schema.json"
 PREFIX = "127.0.0.1:5000/decks"
@@ -156,7 +156,7 @@ def test_images_are_pinned_by_digest(plain: Path, deck_set: tuple[Path, Path]) -
 
 
 def test_pods_are_locked_down(plain: Path) -> None:
-    """Non-root, read-only root, no capabilities, RuntimeDefault seccomp, no service account token."""
+    """Non-root, read-only root, no capabilities, RuntimeDefault seccomp, no API token."""
     for doc in documents(plain):
         if doc["kind"] != "Deployment":
             continue

@@ -81,7 +81,7 @@ def test_highlight_plain_and_unknown() -> None:
 def test_fenced_code_in_slide(converter: SlideConverter) -> None:
     """Fences are highlighted, indented fences dedented, and ctx notes the code."""
     html, ctx = convert(converter, "text\n\n  ~~~python\n  x = 1\n  ~~~\n")
-    assert html.startswith("<p>text</p>\n<div class=\"code\"><pre><span></span><span class=\"n\">x")
+    assert html.startswith('<p>text</p>\n<div class="code"><pre><span></span><span class="n">x')
     assert ctx.uses_code
 
 

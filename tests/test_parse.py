@@ -391,3 +391,86 @@ def test_slide_text_and_tables(write_deck: WriteDeck) -> None:
     assert "<table>" in slide.html
     assert slide.title == "T & U"
     assert slide.text == "T & U a b 1 2"
+
+
+@pytest.fixture
+def theme_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A themes/ folder of our own instead of the shipped one."""
+    folder = tmp_path / "themes"
+    folder.mkdir()
+    (folder / "default.css").write_text("/* slidesvc-theme: pygments=default */\n.d {}\n")
+    (folder / "dark.css").write_text("/* slidesvc-theme: pygments=github-dark */\n.k {}\n")
+    monkeypatch.setattr("slidesvc.themes.themes_dir", lambda: folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "theme", "css"),
+    [("dark", "dark", ".k {}"), ("gaia", "dark", ".k {}"), ("uncover", "default", ".d {}")],
+)
+def test_theme_names_and_marp_names(
+    write_deck: WriteDeck, theme_folder: Path, name: str, theme: str, css: str
+) -> None:
+    """Named themes load from themes/; Marp's names map to slidesvc themes."""
+    deck = load_deck(write_deck(f"---\ntheme: {name}\n---\n# A\n", "deck/talk.md"))
+    assert deck.meta.theme == theme
+    assert css in deck.theme_css
+    assert deck.diagnostics == ()
+
+
+def test_marp_name_prefers_a_real_theme_of_that_name(
+    write_deck: WriteDeck, theme_folder: Path
+) -> None:
+    """A themes/gaia.css, when present, wins over the mapping."""
+    (theme_folder / "gaia.css").write_text(".g {}\n")
+    deck = load_deck(write_deck("<!-- theme: gaia -->\n# A\n", "deck/talk.md"))
+    assert deck.meta.theme == "gaia" and ".g {}" in deck.theme_css
+
+
+def test_code_css_follows_the_theme(write_deck: WriteDeck, theme_folder: Path) -> None:
+    """The theme's first-line comment picks the Pygments style; no code, no CSS."""
+    dark = load_deck(write_deck("---\ntheme: dark\n---\n```py\nx\n```\n", "deck/a.md"))
+    plain = load_deck(write_deck("```py\nx\n```\n", "deck/b.md"))
+    assert dark.code_css and plain.code_css and dark.code_css != plain.code_css
+    assert load_deck(write_deck("# no code\n", "deck/c.md")).code_css == ""
+
+
+def test_local_theme_outside_the_deck_folder(write_deck: WriteDeck, tmp_path: Path) -> None:
+    """A ../theme.css escape is an error on the theme line."""
+    (tmp_path / "evil.css").write_text("h1 {}")
+    with pytest.raises(DeckError) as info:
+        load_deck(write_deck("---\ntheme: ../evil.css\n---\n# A\n", "deck/talk.md"))
+    assert info.value.line == 2 and "outside" in info.value.message
+
+
+def test_raw_html_images_are_resolved(write_deck: WriteDeck, tmp_path: Path) -> None:
+    """<img src> in raw HTML becomes an asset reference too."""
+    (tmp_path / "a.png").write_bytes(PNG)
+    deck = load_deck(write_deck('<div><img src="a.png" width="10"></div>\n'))
+    (asset_id,) = deck.assets
+    assert f'<img src="{ASSET_SCHEME}{asset_id}" width="10">' in deck.slides[0].html
+
+
+def test_header_footer_from_front_matter(write_deck: WriteDeck) -> None:
+    """header/footer/class in front matter apply to every slide until changed."""
+    deck = load_deck(
+        write_deck("---\nheader: '*Intro*'\nclass: invert\n---\n# A\n---\n<!-- header: '' -->\n# B")
+    )
+    a, b = deck.slides
+    assert a.header_html == "<em>Intro</em>" and a.classes == ("invert",)
+    assert b.header_html == "" and b.classes == ("invert",)
+
+
+def test_several_errors_are_collected(write_deck: WriteDeck) -> None:
+    """The first error is raised; the others and the warnings come along."""
+    with pytest.raises(DeckError) as info:
+        load_deck(
+            write_deck("---\nbogus: 1\n---\n![](a.png)\n---\n![](b.png)\n<!-- paginate: often -->")
+        )
+    error = info.value
+    assert (error.line, error.message) == (4, "image not found: a.png")
+    assert [(d.line, d.severity) for d in error.others] == [
+        (6, "error"),
+        (7, "error"),
+        (2, "warning"),
+    ]

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from pdf_helpers import all_objects, decoded_bytes, make_deck, page_texts, reader
@@ -19,7 +20,7 @@ SECRET = "TOPSECRET-7f3a9c"
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         _Recorder.hits.append(self.path)
@@ -122,7 +123,7 @@ def test_symlink_out_of_the_folder_is_refused(tmp_path: Path, secret: Path) -> N
     (tmp_path / "deck" / "innocent.css").symlink_to(secret)
     (tmp_path / "deck" / "zero.woff").symlink_to("/dev/zero")
     html = (
-        '<style>@import url(innocent.css);@font-face{font-family:Z;src:url(zero.woff)}</style>'
+        "<style>@import url(innocent.css);@font-face{font-family:Z;src:url(zero.woff)}</style>"
         '<p style="font-family:Z">x</p>'
     )
     pdf, found = _render(tmp_path, html)

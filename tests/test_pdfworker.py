@@ -42,7 +42,10 @@ def test_time_limit_kills_the_render(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match=r"longer than 0\.5 s .*SLIDESVC_PDF_TIMEOUT"):
         render_pdf_isolated(deck, timeout=0.5, cache_dir=tmp_path / "c", jobs=2)
     assert time.monotonic() - started < 5
-    assert not (tmp_path / "c" / "batches").exists() or len(list((tmp_path / "c" / "batches").iterdir())) < 4
+    assert (
+        not (tmp_path / "c" / "batches").exists()
+        or len(list((tmp_path / "c" / "batches").iterdir())) < 4
+    )
 
 
 def test_memory_limit_fails_cleanly(tmp_path: Path) -> None:

@@ -45,9 +45,7 @@ LINES = st.sampled_from(
         "`code` *em* [l](u) https://x.org",
     ]
 )
-ANY_TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300
-)
+ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +130,29 @@ def test_slide_lines_point_at_their_first_line(
 
 MARKDOWN = st.lists(
     st.sampled_from(
-        ["*a*", "_b_", "**c**", "`d`", "[e](f)", "![g](h)", "<i>", "&amp;", "\\*", "  \n", "$j$",
-         "<k@l.m>", "<https://n.o>", "[p]", "\n\n[p]: q", "x", " ", "\n", "# ", "* ", "1) "]
+        [
+            "*a*",
+            "_b_",
+            "**c**",
+            "`d`",
+            "[e](f)",
+            "![g](h)",
+            "<i>",
+            "&amp;",
+            "\\*",
+            "  \n",
+            "$j$",
+            "<k@l.m>",
+            "<https://n.o>",
+            "[p]",
+            "\n\n[p]: q",
+            "x",
+            " ",
+            "\n",
+            "# ",
+            "* ",
+            "1) ",
+        ]
     ),
     max_size=25,
 ).map("".join)
@@ -147,3 +166,47 @@ _full = SlideConverter(prefilter=False)
 def test_inline_pattern_prefilter_changes_nothing(text: str) -> None:
     """Skipping inline patterns whose trigger is absent gives the same HTML."""
     assert _fast.convert(text, Context()) == _full.convert(text, Context())
+
+
+BLOCKS = st.lists(
+    st.sampled_from(
+        [
+            "# H *e*",
+            "* a",
+            "* b",
+            "- c",
+            "1) d",
+            "    indented",
+            "> quote",
+            "| a |\n|---|\n| 1 |",
+            "```\ncode\n```",
+            "```",
+            "~~~",
+            "text [l](u)",
+            "![bg left](x.png)",
+            "![w:5 i](y.png)",
+            "",
+            "",
+            "para\n===",
+            "***",
+            "$x$",
+            "$$\ny\n$$",
+            "<div>",
+            "[r]: z",
+            "Term {.c}",
+        ]
+    ),
+    max_size=8,
+).map("\n".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=BLOCKS, notes=BLOCKS)
+def test_one_pass_for_content_and_notes_changes_nothing(text: str, notes: str) -> None:
+    """convert_with_notes gives what two separate conversions give."""
+    joined_ctx, content_ctx, notes_ctx = Context(), Context(), Context()
+    joined = _fast.convert_with_notes(text, notes, joined_ctx)
+    apart = (_fast.convert(text, content_ctx), _fast.convert(notes, notes_ctx) if notes else "")
+    assert joined == apart
+    for name in ("fragments", "title", "backgrounds", "bg_split", "bg_split_size"):
+        assert getattr(joined_ctx, name) == getattr(content_ctx, name)

@@ -260,6 +260,8 @@ async def test_live_follow_through_the_front_door(start_front: StartFront) -> No
             assert cookie["path"] == "/gamma/"
         async with presenter.get(front.url + "gamma/presenter") as resp:
             assert resp.status == 200 and b'data-mode="presenter"' in await resp.read()
+        async with front.http.get(front.url + "gamma/presenter") as resp:
+            assert b'data-mode="presenter"' not in await resp.read()  # others stay out
         async with (
             front.http.ws_connect(front.url + "gamma/live") as follower,
             presenter.ws_connect(front.url + "gamma/live") as lead,
@@ -531,3 +533,63 @@ async def test_real_thumbnail_comes_from_the_build_worker(start_front: StartFron
     width, height = struct.unpack(">II", body[16:24])
     assert abs(width / height - 16 / 9) < 0.02
     assert (await front.status())["gamma"]["state"] == "stopped"
+
+
+async def test_shutdown_tells_live_followers_going_away(start_front: StartFront) -> None:
+    """On shutdown, followers connected through the front door get close code 1001 at once."""
+    front = await start_front()
+    async with front.http.ws_connect(front.url + "alpha/live") as follower:
+        await follower.receive_json(timeout=5)
+        started = time.monotonic()
+        await front.app.shutdown()
+        while (msg := await follower.receive(timeout=5)).type is aiohttp.WSMsgType.TEXT:
+            pass
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("peer", "local", "allowed"),
+    [
+        ("127.0.0.1", "127.0.0.1", True),
+        ("::1", "::1", True),
+        ("192.0.2.2", "192.0.2.2", True),  # this machine, through its own LAN address
+        ("203.0.113.9", "192.0.2.2", False),
+    ],
+)
+def test_status_is_for_clients_on_this_machine_only(peer: str, local: str, allowed: bool) -> None:
+    """`/_status` answers loopback (or same-address) clients only."""
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from slidesvc.publish.app import _is_local
+
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = {"peername": (peer, 5555), "sockname": (local, 8000)}.get
+    request = make_mocked_request("GET", "/_status", transport=transport)
+    assert _is_local(request) is allowed
+
+
+async def test_editing_a_crashing_deck_lifts_the_back_off(
+    start_front: StartFront, decks: Path
+) -> None:
+    """A broken deck answers 503; once its file is fixed, the next request serves it."""
+    broken = decks / "broken.md"
+    broken.write_text("---\npaginate: maybe\n---\n\n# Hi\n", encoding="utf-8")
+    front = await start_front()
+    for _ in range(3):
+        status, _, headers = await front.get("/broken/")
+        assert status == 503 and "Retry-After" in headers
+    assert "paginate" in (await front.status())["broken"]["last_error"]
+    # As if it had crashed many times in a row: the longest back-off.
+    process = front.publisher.supervisor.decks["broken"]
+    process.crashes, process.retry_at = 8, time.monotonic() + 30
+    assert (await front.get("/broken/"))[2]["Retry-After"] in {"29", "30"}
+    broken.write_text("---\ntitle: Fixed now\n---\n\n# Hi\n", encoding="utf-8")
+
+    async def served() -> bool:
+        status, body, _ = await front.get("/broken/")
+        return status == 200 and b"Fixed now" in body
+
+    await eventually(served, timeout=8)

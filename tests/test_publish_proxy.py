@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from slidesvc.publish.proxy import forward_http, forward_websocket, is_websocket
+from slidesvc.publish.proxy import forward_http, forward_websocket, is_websocket, proxy_session
 
 BIG = bytes(range(256)) * 4096  # 1 MiB: takes the streaming path
 
@@ -48,6 +49,13 @@ async def etagged(request: web.Request) -> web.Response:
     return web.Response(text="x" * 100, headers={"ETag": '"v1"'})
 
 
+async def gzipped(request: web.Request) -> web.Response:
+    body = b"hello " * 100
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    return web.Response(body=body)
+
+
 async def live(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse()
     await ws.prepare(request)
@@ -68,8 +76,9 @@ async def door(aiohttp_server: Any, aiohttp_client: Any) -> Any:
     upstream.router.add_get("/big", big)
     upstream.router.add_get("/etag", etagged)
     upstream.router.add_get("/live", live)
+    upstream.router.add_get("/gzip", gzipped)
     server = await aiohttp_server(upstream)
-    session = aiohttp.ClientSession(auto_decompress=False)
+    session = proxy_session()
 
     async def handler(request: web.Request) -> web.StreamResponse:
         url = URL(str(server.make_url("")) + request.raw_path[len("/deck") :], encoded=True)
@@ -124,6 +133,15 @@ async def test_location_and_cookie_paths_gain_the_prefix_once(door: Any) -> None
     cookies = {c.split("=")[0]: c for c in resp.headers.getall("Set-Cookie")}
     assert "Path=/deck/" in cookies["a"] and "Path=/deck/deck/" not in cookies["a"]
     assert "Path=/deck/;" in cookies["b"] + ";"
+
+
+async def test_compressed_bodies_pass_through_untouched(door: Any) -> None:
+    """The deck's gzip bytes reach a client that asked for gzip; nobody else gets gzip."""
+    resp = await door.get("/deck/gzip", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await resp.read()) == b"hello " * 100
+    resp = await door.get("/deck/gzip", skip_auto_headers=["Accept-Encoding"])
+    assert "Content-Encoding" not in resp.headers and await resp.read() == b"hello " * 100
 
 
 async def test_large_bodies_stream_through_unchanged(door: Any) -> None:

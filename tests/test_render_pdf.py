@@ -22,7 +22,10 @@ from slidesvc.render_pdf import (
 SLIDES = [
     ("<h1>Welcome aboard</h1><p>First slide body</p>", "<p>Say hello warmly</p>"),
     ("<h1>Second topic</h1><ul class='fragments'><li>alpha step</li><li>beta step</li></ul>", ""),
-    ("<h1>Code sample</h1><div class='code'><pre>print('hi there')</pre></div>", "<p>Explain it</p>"),
+    (
+        "<h1>Code sample</h1><div class='code'><pre>print('hi there')</pre></div>",
+        "<p>Explain it</p>",
+    ),
 ]
 
 
@@ -99,7 +102,9 @@ def test_rebuild_is_byte_identical(deck, tmp_path: Path, monkeypatch: pytest.Mon
     assert meta is not None and meta["/CreationDate"] == "D:20231114221320+00'00'"
 
 
-def test_date_comes_from_the_deck_without_source_date_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_date_comes_from_the_deck_without_source_date_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without SOURCE_DATE_EPOCH, the deck's own date is the creation date."""
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     deck = make_deck(tmp_path / "d", ["<h1>x</h1>"], date="2024-05-17")
@@ -109,12 +114,16 @@ def test_date_comes_from_the_deck_without_source_date_epoch(tmp_path: Path, monk
 
 def test_fonts_are_embedded_once_and_text_stays_extractable(tmp_path: Path) -> None:
     """Batches subset fonts separately; the output has one merged subset per font."""
-    slides = [f"<h1>Slide number {n}</h1><p>Unique word w{n}x and <b>bold {n}</b></p>" for n in range(12)]
+    slides = [
+        f"<h1>Slide number {n}</h1><p>Unique word w{n}x and <b>bold {n}</b></p>" for n in range(12)
+    ]
     deck = make_deck(tmp_path / "d", slides)
     pdf = render_pdf(deck, cache_dir=tmp_path / "c", jobs=2)
     font_files = [o for o in all_objects(pdf) if hasattr(o, "get") and "/Length1" in o]
     names = {
-        str(o["/FontName"]) for o in all_objects(pdf) if hasattr(o, "get") and o.get("/Type") == "/FontDescriptor"
+        str(o["/FontName"])
+        for o in all_objects(pdf)
+        if hasattr(o, "get") and o.get("/Type") == "/FontDescriptor"
     }
     assert len(font_files) == len(names) == 2  # regular and bold
     texts = page_texts(pdf)
@@ -124,7 +133,9 @@ def test_fonts_are_embedded_once_and_text_stays_extractable(tmp_path: Path) -> N
 
 def test_links_stay_clickable(tmp_path: Path) -> None:
     """An external link becomes a URI link annotation on its page."""
-    deck = make_deck(tmp_path / "d", ['<h1>Links</h1><p><a href="https://example.org/docs">docs</a></p>'])
+    deck = make_deck(
+        tmp_path / "d", ['<h1>Links</h1><p><a href="https://example.org/docs">docs</a></p>']
+    )
     page = reader(render_pdf(deck, cache_dir=tmp_path / "c", jobs=1)).pages[0]
     uris = [a.get_object()["/A"]["/URI"] for a in page["/Annots"]]
     assert uris == ["https://example.org/docs"]
@@ -173,11 +184,16 @@ def test_images_and_background_splits(tmp_path: Path) -> None:
     asset = Asset(id="a1b2", path=tmp_path / "d" / "red.png", mime="image/png", data=png)
     deck = make_deck(
         tmp_path / "d",
-        ['<h1>Image</h1><p><img src="slidesvc-asset:a1b2" style="width:300px"></p>', "<h1>Split</h1>"],
+        [
+            '<h1>Image</h1><p><img src="slidesvc-asset:a1b2" style="width:300px"></p>',
+            "<h1>Split</h1>",
+        ],
         assets={"a1b2": asset},
         theme_css=default_theme(),
     )
-    split = replace(deck.slides[1], backgrounds=(Background("slidesvc-asset:a1b2"),), bg_split="left")
+    split = replace(
+        deck.slides[1], backgrounds=(Background("slidesvc-asset:a1b2"),), bg_split="left"
+    )
     deck = replace(deck, slides=(deck.slides[0], split))
     pdf = reader(render_pdf(deck, cache_dir=tmp_path / "c", jobs=1))
     assert [len(page.images) for page in pdf.pages] == [1, 1]
@@ -198,7 +214,7 @@ def test_old_weasyprint_is_refused() -> None:
     """WeasyPrint before 70 has known SSRF/local-file advisories."""
     check_weasyprint_version("70.0")
     check_weasyprint_version("71.2")
-    with pytest.raises(RenderError, match="69.1 is too old"):
+    with pytest.raises(RenderError, match=r"69\.1 is too old"):
         check_weasyprint_version("69.1")
 
 
@@ -218,4 +234,9 @@ def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
     raw = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )

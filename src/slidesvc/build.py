@@ -7,7 +7,6 @@ Every output is written atomically: a failing deck leaves nothing behind.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import os
@@ -118,6 +117,8 @@ async def render_pdf_async(deck_path: Path, *, notes: bool) -> bytes:
 
 async def render_thumbnail_async(deck_path: Path) -> bytes:
     """Slide 1 as PNG (for oEmbed and index pages), from the deck's PDF."""
+    import asyncio
+
     pdf = await render_pdf_async(deck_path, notes=False)
     return await asyncio.get_running_loop().run_in_executor(None, _thumbnail, pdf)
 

@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from slidesvc.errors import Diagnostic
-from slidesvc.frontmatter import ALIASES, GLOBAL_KEYS
+from slidesvc.frontmatter import ALIASES, GLOBAL_KEYS, load_yaml
 
 FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]|$)")
@@ -28,6 +26,15 @@ _DIRECTIVE_LINE = re.compile(r"^\s*(_?)([A-Za-z][A-Za-z0-9_]*)\s*:(?:\s+(.*?))?\
 LOCAL_KEYS = frozenset({"class", "paginate", "header", "footer", "background", "color", "notes"})
 """Directives that apply to a slide (and, without ``_``, to the following ones)."""
 _COMMENT_GLOBALS = GLOBAL_KEYS - {"embed", "pdf", "scripts"}
+
+
+_FENCE_START = frozenset("`~ ")
+_NOTES_START = frozenset("?N \t")
+
+
+def _starts_notes(line: str) -> bool:
+    """A ``???`` line (remark) or a ``Note:``/``Notes:`` line (reveal.js)."""
+    return line.strip() == "???" or line.startswith(("Note:", "Notes:"))
 
 
 def canonical(key: str) -> str:
@@ -96,13 +103,14 @@ def split_slides(
         elif in_comment:
             if "-->" in line:
                 in_comment = False
-        elif line.rstrip() == "---":
+        elif line[:3] == "---" and line.rstrip() == "---":
             chunks.append(Chunk(start, current))
             current, start = [], index + 2
             in_notes = has_content = False
             continue
         else:
-            opened = fence_opening(line)
+            head = line[:1]
+            opened = fence_opening(line) if head in _FENCE_START else None
             if opened is not None:
                 fence, fence_line = opened, index + 1
             elif "<!--" in line:
@@ -111,14 +119,14 @@ def split_slides(
                     has_content = True
                 current.append(line)
                 continue
-            elif line.strip() == "???" or line.startswith(("Note:", "Notes:")):
+            elif head in _NOTES_START and _starts_notes(line):
                 in_notes = True
             elif levels and not in_notes and has_content:
                 heading = _HEADING.match(line)
                 if heading and len(heading.group(1)) in levels:
                     chunks.append(Chunk(start, current))
                     current, start = [], index + 1
-            if line.strip():
+            if not has_content and line.strip():
                 has_content = True
         current.append(line)
     chunks.append(Chunk(start, current))
@@ -181,10 +189,7 @@ def _parse_yaml_comment(
     # Multi-line YAML values (``style: |``) only: never worth a YAML parse otherwise.
     if not found and not _DIRECTIVE_LINE.match(body.strip().split("\n", 1)[0]):
         return None
-    try:
-        data = yaml.safe_load(body)
-    except yaml.YAMLError:
-        return None
+    data = load_yaml(body)
     if not isinstance(data, dict) or not data:
         return None
     result: dict[str, tuple[str, Any]] = {}
@@ -205,7 +210,6 @@ def extract(chunk: Chunk) -> SlideSource:
     source = SlideSource(chunk.line, "", chunk.start)
     notes: list[tuple[int, str]] = []
     fence: str | None = None
-    notes_at: int | None = None
     index = 0
     while index < len(lines):
         line = lines[index]
@@ -214,28 +218,21 @@ def extract(chunk: Chunk) -> SlideSource:
                 fence = None
             index += 1
             continue
-        opened = fence_opening(line)
+        head = line[:1]
+        opened = fence_opening(line) if head in _FENCE_START else None
         if opened is not None:
             fence = opened
             index += 1
             continue
-        pos = _comment_start(line)
+        pos = _comment_start(line) if "<!--" in line else -1
         if pos >= 0:
             index = _take_comment(lines, index, pos, chunk.start, source, notes)
             continue
-        if notes_at is None:
-            stripped = line.strip()
-            if stripped == "???":
-                notes_at = index
-                notes.append((index, "\n".join(lines[index + 1 :])))
-                lines[index:] = []
-                break
-            if line.startswith(("Note:", "Notes:")):
-                notes_at = index
-                first = line.split(":", 1)[1].strip()
-                notes.append((index, "\n".join([first, *lines[index + 1 :]])))
-                lines[index:] = []
-                break
+        if head in _NOTES_START and _starts_notes(line):
+            first = line.split(":", 1)[1].strip() if ":" in line else ""
+            notes.append((index, "\n".join([first, *lines[index + 1 :]])))
+            del lines[index:]
+            break
         index += 1
     source.content = "\n".join(lines)
     source.notes = [text.strip("\n") for _, text in sorted(notes, key=lambda n: n[0])]

@@ -14,10 +14,9 @@ import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from slidesvc.errors import DeckError, Diagnostic
 
@@ -37,6 +36,17 @@ ASPECTS = {"16:9": (1280, 720), "4:3": (960, 720), "16:10": (1280, 800)}
 _SAFE_TAGS = {
     f"tag:yaml.org,2002:{name}"
     for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
+}
+_SIMPLE_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*):(?:[ \t]+(.*?))?[ \t]*$")
+_QUOTES = frozenset("'\"")
+_SPECIAL_START = frozenset("0123456789+-.!&*|><=%@`{}[],?:#")
+_YAML_BOOLS = {
+    word: value
+    for value, words in (
+        (True, "yes Yes YES true True TRUE on On ON"),
+        (False, "no No NO false False FALSE off Off OFF"),
+    )
+    for word in words.split()
 }
 _KEY_LOOKING = re.compile(r"^[A-Za-z_][\w-]*\s*:(\s|$)")
 _SIZE = re.compile(r"^(\d{2,5})\s*[xX\u00d7]\s*(\d{2,5})$")
@@ -61,31 +71,57 @@ class FrontMatter:
 
 
 class _Rejected(Exception):
-    def __init__(self, mark: yaml.Mark | None, message: str) -> None:
+    def __init__(self, mark: Any, message: str) -> None:
         super().__init__(message)
         self.mark = mark
         self.message = message
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that also refuses anchors, aliases and unusual tags."""
+Entry = tuple[str, Any, "str | None", int]
+"""One front-matter key: (key as written, value, raw scalar text or None, line)."""
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _Rejected(
-                event.start_mark,
-                "YAML anchors and aliases (& and *) are not allowed in front matter: "
-                "write the value out",
-            )
-        node = super().compose_node(parent, index)
-        if node is not None and node.tag not in _SAFE_TAGS:
-            raise _Rejected(
-                node.start_mark,
-                f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed "
-                "in front matter: remove it",
-            )
-        return node
+
+@cache
+def _strict_loader() -> type[Any]:
+    """A SafeLoader that also refuses anchors, aliases and unusual tags.
+
+    Built on first use so that decks whose front matter is plain ``key: value``
+    lines (read by `_simple_entries`) never import PyYAML.
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise _Rejected(
+                    event.start_mark,
+                    "YAML anchors and aliases (& and *) are not allowed in front matter: "
+                    "write the value out",
+                )
+            node = super().compose_node(parent, index)
+            if node is not None and node.tag not in _SAFE_TAGS:
+                raise _Rejected(
+                    node.start_mark,
+                    f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed "
+                    "in front matter: remove it",
+                )
+            return node
+
+    return StrictLoader
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` loaded with the strict loader, or None when it is not safe, valid YAML."""
+    import yaml
+
+    loader = _strict_loader()(text)
+    try:
+        return loader.get_single_data()
+    except (_Rejected, yaml.YAMLError, ValueError):
+        return None
+    finally:
+        loader.dispose()
 
 
 def find_front_matter(lines: list[str]) -> int | None:
@@ -122,7 +158,62 @@ def parse_front_matter(lines: list[str], path: Path) -> FrontMatter:
         raise DeckError(
             path, 1, f"front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KiB: shorten it"
         )
-    loader = _StrictLoader(text)
+    entries = _simple_entries(lines[1:end])
+    if entries is None:
+        entries = _yaml_entries(text, path)
+    for key, value, raw, line in entries:
+        name = ALIASES.get(key, key)
+        if name not in CONVERTERS:
+            result.warnings.append(
+                Diagnostic(path, line, f"unknown front matter key {key!r} (ignored)")
+            )
+            continue
+        try:
+            result.settings[name] = convert(name, value, raw)
+            result.lines[name] = line
+        except BadValue as exc:
+            result.errors.append(Diagnostic(path, line, f"{key}: {exc}", "error"))
+    return result
+
+
+def _simple_entries(lines: list[str]) -> list[Entry] | None:
+    """Entries of front matter made only of ``key: plain value`` lines, else None.
+
+    Covers what most decks write (title, author, theme, paginate, ...) without
+    PyYAML; anything beyond plain one-line scalars goes to `_yaml_entries`.
+    """
+    entries: list[Entry] = []
+    for offset, line in enumerate(lines):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _SIMPLE_LINE.match(line)
+        if match is None:
+            return None
+        key, raw = match.group(1), match.group(2) or ""
+        if raw[:1] in _QUOTES:
+            if len(raw) < 2 or raw[-1] != raw[0] or raw[0] in raw[1:-1] or "\\" in raw:
+                return None
+            raw = raw[1:-1]
+            value: Any = raw
+        elif raw in _YAML_BOOLS:
+            value = _YAML_BOOLS[raw]
+        elif raw in ("", "~", "null", "Null", "NULL"):
+            value = None
+        elif raw.isdigit() and (raw == "0" or raw[0] != "0"):
+            value = int(raw)
+        elif raw[0] in _SPECIAL_START or ": " in raw or " #" in raw or raw.endswith(":"):
+            return None  # numbers, dates, flow and block syntax: YAML knows best
+        else:
+            value = raw
+        entries.append((key, value, raw or None, offset + 2))
+    return entries
+
+
+def _yaml_entries(text: str, path: Path) -> list[Entry]:
+    """Entries of any YAML mapping, composed safely so every key knows its line."""
+    import yaml
+
+    loader = _strict_loader()(text)
     try:
         root = loader.get_single_node()
     except _Rejected as exc:
@@ -134,36 +225,26 @@ def parse_front_matter(lines: list[str], path: Path) -> FrontMatter:
         ) from None
     except yaml.YAMLError as exc:
         raise DeckError(path, 2, f"front matter is not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
     if root is None:
-        return result
+        return []
     if not isinstance(root, yaml.MappingNode):
         raise DeckError(
             path, _line(root.start_mark), "front matter must be a mapping of key: value"
         )
+    entries: list[Entry] = []
     for key_node, value_node in root.value:
-        line = _line(key_node.start_mark)
-        key = str(key_node.value)
-        name = ALIASES.get(key, key)
-        if name not in CONVERTERS:
-            result.warnings.append(
-                Diagnostic(path, line, f"unknown front matter key {key!r} (ignored)")
-            )
-            continue
         raw = value_node.value if isinstance(value_node, yaml.ScalarNode) else None
         try:
             value = loader.construct_object(value_node, deep=True)
-            result.settings[name] = convert(name, value, raw)
-            result.lines[name] = line
-        except BadValue as exc:
-            result.errors.append(Diagnostic(path, line, f"{key}: {exc}", "error"))
-        except yaml.YAMLError as exc:
-            result.errors.append(Diagnostic(path, line, f"{key}: {exc}", "error"))
-    return result
+        # An impossible date (2024-13-45) fails in the constructor: keep the text.
+        except (yaml.YAMLError, ValueError):
+            value = raw
+        entries.append((str(key_node.value), value, raw, _line(key_node.start_mark)))
+    loader.dispose()
+    return entries
 
 
-def _line(mark: yaml.Mark | None) -> int:
+def _line(mark: Any) -> int:
     # The YAML text starts on the deck's second line.
     return mark.line + 2 if mark is not None else 1
 

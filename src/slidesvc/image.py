@@ -19,13 +19,17 @@ import ast
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import marshal
 import os
+import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +50,19 @@ USER = f"{debbase.UID}:{debbase.UID}"
 SOURCE_URL = "https://github.com/slidesvc/slidesvc"
 LAYER_FORMAT = "1"
 """Bump when the way a cached base or dependency layer is made changes."""
+
+WHEEL_TARGET = (
+    "--only-binary=:all:",
+    "--implementation=cp",
+    "--python-version=3.11",
+    "--abi=cp311",
+    # glibc 2.36 is bookworm's; pip does not expand a custom platform to older
+    # manylinux tags for py3-none wheels, so the common ones are listed.
+    "--platform=manylinux_2_36_x86_64",
+    "--platform=manylinux_2_28_x86_64",
+    "--platform=manylinux_2_17_x86_64",
+)
+"""pip options that select wheels for the image's CPython 3.11 on glibc x86_64."""
 
 SERVING_ROOTS = ("slidesvc/server/*.py", "slidesvc/healthcheck.py")
 """The serving code of the deck layer; the slidesvc modules it imports at module level come along
@@ -71,20 +88,13 @@ class ImageResult:
 
 
 def dependency_pins(root: str = "aiohttp") -> dict[str, str]:
-    """aiohttp and everything it needs on CPython 3.11/Linux, at the versions installed here."""
-    from packaging.requirements import Requirement
+    """aiohttp and everything it needs, at the versions installed here.
 
-    environment = {
-        "python_version": "3.11",
-        "python_full_version": "3.11.2",
-        "sys_platform": "linux",
-        "platform_system": "Linux",
-        "platform_machine": "x86_64",
-        "os_name": "posix",
-        "implementation_name": "cpython",
-        "platform_python_implementation": "CPython",
-        "extra": "",
-    }
+    The image's interpreter is CPython 3.11 on Linux, like the one running
+    this (`with_bytecode` insists on it), so a requirement whose environment
+    marker holds for the image is installed here; extras are never wanted.
+    That makes the installed set the answer without evaluating markers.
+    """
     pins: dict[str, str] = {}
     todo = [root]
     while todo:
@@ -92,15 +102,19 @@ def dependency_pins(root: str = "aiohttp") -> dict[str, str]:
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError as exc:
-            raise ImageBuildError(f"{name} is not installed here; pip install aiohttp") from exc
+            if name == root:
+                raise ImageBuildError(f"{name} is not installed here; pip install {name}") from exc
+            continue  # its marker excludes it on this Python (e.g. async-timeout before 3.11)
         pins[_normalise(dist.metadata["Name"])] = dist.version
         for spec in dist.requires or []:
-            req = Requirement(spec)
-            if (req.marker is None or req.marker.evaluate(environment)) and _normalise(
-                req.name
-            ) not in pins:
-                todo.append(req.name)
+            requirement, _, marker = spec.partition(";")
+            match = _REQUIREMENT_NAME.match(requirement.strip())
+            if match and "extra" not in marker and _normalise(match.group()) not in pins:
+                todo.append(match.group())
     return dict(sorted(pins.items()))
+
+
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _normalise(name: str) -> str:
@@ -120,26 +134,8 @@ def fetch_wheels(pins: dict[str, str], cache: Path) -> list[Path]:
         f"{name}=={version}" for name, version in pins.items() if cached(name, version) is None
     ]
     if missing:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--implementation",
-            "cp",
-            "--python-version",
-            "3.11",
-            "--abi",
-            "cp311",
-            "--platform",
-            "manylinux_2_36_x86_64",
-            "-d",
-            str(folder),
-            *missing,
-        ]
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *WHEEL_TARGET]
+        command += ["-d", str(folder), *missing]
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ImageBuildError(
@@ -365,8 +361,11 @@ def base_image(base: Path | None, cache: Path, mtime: int) -> tuple[oci.Image, d
     """The base image and the labels describing it (the SBOM of a Debian base)."""
     if base is not None:
         image = oci.read_base(base)
-        if not image.layers:
-            raise ImageBuildError(f"{base}: the base image has no layers")
+        if not any(_has_python311(layer) for layer in image.layers):
+            raise ImageBuildError(
+                f"{base}: no Python 3.11 in this base image (no bin/python3.11); "
+                "the dependency layer and the bytecode are made for CPython 3.11"
+            )
         return image, {}
     packages = debbase.fetch_packages(cache=cache)
     key = "\0".join(f"{p.name}={p.version}:{p.sha256}" for p in packages)
@@ -375,6 +374,14 @@ def base_image(base: Path | None, cache: Path, mtime: int) -> tuple[oci.Image, d
     )
     config = oci.image_config(layers=(layer,), created=_timestamp(mtime), config={})
     return oci.Image(config, (layer,)), {"dev.slidesvc.base.packages": debbase.sbom_label(packages)}
+
+
+def _has_python311(layer: oci.Layer) -> bool:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(layer.uncompressed())) as tar:
+            return any(name.endswith("bin/python3.11") for name in tar.getnames())
+    except (tarfile.TarError, zlib.error, EOFError) as exc:
+        raise ImageBuildError(f"base image layer {layer.blob.digest} is not a tar: {exc}") from exc
 
 
 def dependency_layer(cache: Path, mtime: int) -> oci.Layer:

@@ -22,7 +22,7 @@ import html
 import re
 import xml.etree.ElementTree as etree
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -32,8 +32,9 @@ from markdown.blockprocessors import OListProcessor
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
-from markdown.util import Registry
+from markdown.treeprocessors import InlineProcessor as InlineStep
 from markdown.treeprocessors import Treeprocessor
+from markdown.util import Registry
 
 from slidesvc.directives import closes_fence, fence_opening
 from slidesvc.model import Background
@@ -44,6 +45,9 @@ _SIZE_KEYWORD = re.compile(r"^(w|h|width|height):(\d+(?:\.\d+)?)(px|%|em)?$", re
 _PERCENT = re.compile(r"^\d+(?:\.\d+)?%$")
 _SPLIT = re.compile(r"^(left|right)(?::(\d+(?:\.\d+)?%))?$", re.IGNORECASE)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'\x02\x03]*[^\s<>\"'\x02\x03.,;:!?)\]]")
+_RAW_IMG = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE)
+NOTES_SPLIT = "slidesvcnotesfollow"
+"""A paragraph of its own between a slide's content and its notes (one conversion)."""
 _MARKER = "data-slidesvc-marker"
 """Remembers a list's marker while parsing, so ``-`` after ``+`` starts a new list."""
 _STASH = re.compile(r"\x02[a-z]+:(\d+)\x03")
@@ -70,6 +74,8 @@ class Context:
     fragments: int = 0
     title: str = ""
     uses_code: bool = False
+    with_notes: bool = False
+    """Set by `SlideConverter.convert_with_notes`: the text holds content and notes."""
 
 
 # --- code -------------------------------------------------------------------
@@ -180,7 +186,11 @@ def _math_html(latex: str, display: bool, block: bool, ctx: Context) -> str:
     try:
         svg = render(latex.strip(), display)
     except MathError as exc:
-        ctx.warn(f"cannot typeset math {latex.strip()!r} ({exc}): shown as code", latex)
+        ctx.warn(
+            f"cannot typeset math ${latex.strip()}$ ({exc}): check the LaTeX; "
+            "it is shown as code for now",
+            latex,
+        )
         source = html.escape(f"$${latex}$$" if display else f"${latex}$")
         return f'<{tag} class="math {kind} math-error"><code>{source}</code></{tag}>'
     return f'<{tag} class="math {kind}">{svg}</{tag}>'
@@ -327,25 +337,50 @@ class _SlideTreeprocessor(Treeprocessor):
 
     def run(self, root: etree.Element) -> None:
         ctx = self.converter.ctx
+        children = list(root)
+        split = len(children)
+        if ctx.with_notes:
+            found = (i for i, child in enumerate(children) if _is_notes_split(child))
+            split = next(found, split)
         images: list[tuple[etree.Element, etree.Element]] = []
-        for parent in root.iter():
-            tag = parent.tag
-            if tag in ("ul", "ol"):
+        for top in children[:split]:
+            for parent in top.iter():
+                tag = parent.tag
+                if tag in ("ul", "ol"):
+                    parent.attrib.pop(_MARKER, None)
+                    if parent.get("class") == "fragments":
+                        ctx.fragments += sum(1 for child in parent if child.tag == "li")
+                elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                    ctx.title = self._plain("".join(parent.itertext()))
+                images.extend((parent, child) for child in parent if child.tag == "img")
+        notes_images: list[tuple[etree.Element, etree.Element]] = []
+        for top in children[split + 1 :]:  # notes: nothing counts towards the slide
+            for parent in top.iter():
                 parent.attrib.pop(_MARKER, None)
-                if parent.get("class") == "fragments":
-                    ctx.fragments += sum(1 for child in parent if child.tag == "li")
-            elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-                ctx.title = self._plain("".join(parent.itertext()))
-            for child in parent:
-                if child.tag == "img":
-                    images.append((parent, child))
-        backgrounds = [(p, img) for p, img in images if _is_bg(img)]
-        for _, img in images:
+                notes_images.extend((parent, child) for child in parent if child.tag == "img")
+        for _, img in images + notes_images:
             if not _is_bg(img):
                 self._image(img, ctx)
+        backgrounds = [(p, img) for p, img in images if _is_bg(img)]
         if backgrounds:
             self._backgrounds(root, backgrounds, ctx)
+        notes_backgrounds = [(p, img) for p, img in notes_images if _is_bg(img)]
+        if notes_backgrounds:  # taken out as on a slide of their own, then dropped
+            self._backgrounds(root, notes_backgrounds, Context(ctx.resolve_image, ctx.warn))
         _linkify(root)
+        self._raw_images(ctx)
+
+    def _raw_images(self, ctx: Context) -> None:
+        """``<img src>`` in raw HTML is resolved like a Markdown image."""
+        blocks = self.md.htmlStash.rawHtmlBlocks
+        for index, block in enumerate(blocks):
+            if isinstance(block, str) and "<img" in block.lower():
+                blocks[index] = _RAW_IMG.sub(
+                    lambda m: (
+                        f"{m.group(1)}{m.group(2)}{ctx.resolve_image(m.group(3))}{m.group(2)}"
+                    ),
+                    block,
+                )
 
     def _plain(self, text: str) -> str:
         """Tree text -> plain text: stashed HTML (entities, math) and escapes resolved."""
@@ -405,6 +440,10 @@ class _SlideTreeprocessor(Treeprocessor):
                     _remove_keeping_tail(grand, parent)
 
 
+def _is_notes_split(element: etree.Element) -> bool:
+    return element.tag == "p" and element.text == NOTES_SPLIT and not len(element)
+
+
 def _is_bg(img: etree.Element) -> bool:
     alt = img.get("alt", "")
     return alt == "bg" or alt.startswith("bg ")
@@ -456,6 +495,20 @@ def _split_urls(text: str) -> tuple[str, list[etree.Element]]:
 # --- the extension and the converter ----------------------------------------
 
 
+class _OnlyWithBraces(Treeprocessor):
+    """attr_list's walk over every element, skipped when the text has no ``{``."""
+
+    def __init__(
+        self, md: markdown.Markdown, converter: SlideConverter, inner: Treeprocessor
+    ) -> None:
+        super().__init__(md)
+        self.converter = converter
+        self.inner = inner
+
+    def run(self, root: etree.Element) -> etree.Element | None:
+        return self.inner.run(root) if "{" in self.converter.source else None
+
+
 class _SlideExtension(Extension):
     def __init__(self, converter: SlideConverter) -> None:
         super().__init__()
@@ -479,6 +532,11 @@ class _SlideExtension(Extension):
         for name, kind, priority in lists:
             parser.blockprocessors.register(kind(parser), name, priority)
         md.treeprocessors.register(_SlideTreeprocessor(md, self.converter), "slide_tree", 5)
+        if "attr_list" in md.treeprocessors:
+            attr_list = md.treeprocessors["attr_list"]
+            md.treeprocessors.register(
+                _OnlyWithBraces(md, self.converter, attr_list), "attr_list", 8
+            )
 
 
 _TRIGGERS: dict[str, tuple[str, ...]] = {
@@ -502,28 +560,55 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 _TRIGGER_TEXTS = frozenset(t for triggers in _TRIGGERS.values() for t in triggers)
 
 
+_NO_JOIN = ("<", "$$", "]:", NOTES_SPLIT)
+"""Text that may leave a block open or define links: content and notes go apart."""
+
+
+def _open_fence(text: str) -> bool:
+    """True when a code fence in ``text`` is still open at its end."""
+    if "``" not in text and "~~" not in text:
+        return False
+    fence: str | None = None
+    for line in text.split("\n"):
+        if fence is None:
+            fence = fence_opening(line)
+        elif closes_fence(line, fence):
+            fence = None
+    return fence is not None
+
+
 class SlideConverter:
     """One reusable Markdown instance with the slide extensions."""
 
     def __init__(self, *, prefilter: bool = True) -> None:
         """``prefilter=False`` runs every inline pattern always (for tests)."""
         self.ctx = Context()
+        self.source = ""
         self.prefilter = prefilter
         self.md = markdown.Markdown(
             extensions=["tables", "attr_list", _SlideExtension(self)],
             output_format="html",
         )
-        patterns = self._full = self.md.inlinePatterns
-        # Registry has no public (name, priority) listing; read it once here.
+        self._full: Registry[Any] = self.md.inlinePatterns
+        names = {id(self._full[name]): name for name in _TRIGGERS if name in self._full}
+        # (name, pattern, triggers) in priority order; unknown patterns always run.
         self._patterns = [
-            (entry.name, patterns[entry.name], entry.priority) for entry in list(patterns._priority)
+            (
+                names.get(id(pattern), f"pattern{index}"),
+                pattern,
+                _TRIGGERS.get(names.get(id(pattern), "")),
+            )
+            for index, pattern in enumerate(self._full)
         ]
-        self._inline_step = self.md.treeprocessors["inline"]
+        step = self.md.treeprocessors["inline"]
+        assert isinstance(step, InlineStep)
+        self._inline_step = step
         self._pattern_sets: dict[frozenset[str], Registry[Any]] = {}
 
     def convert(self, text: str, ctx: Context) -> str:
         """Markdown -> HTML for one slide (or notes, header, footer)."""
         self.ctx = ctx
+        self.source = text
         # reset() forgets the emphasis processor unless it is registered: reset
         # with the full set, then narrow it.
         self.md.inlinePatterns = self._inline_step.inlinePatterns = self._full
@@ -542,14 +627,39 @@ class SlideConverter:
         present = frozenset(t for t in _TRIGGER_TEXTS if t in text)
         registry = self._pattern_sets.get(present)
         if registry is None:
-            registry = Registry()
-            for name, pattern, priority in self._patterns:
-                triggers = _TRIGGERS.get(name)
+            registry = self._pattern_sets[present] = Registry()
+            for index, (name, pattern, triggers) in enumerate(self._patterns):
                 if triggers is None or not present.isdisjoint(triggers):
-                    registry.register(pattern, name, priority)
-            self._pattern_sets[present] = registry
-        self.md.inlinePatterns = registry
-        self._inline_step.inlinePatterns = registry
+                    registry.register(pattern, name, len(self._patterns) - index)
+        self.md.inlinePatterns = self._inline_step.inlinePatterns = registry
+
+    def convert_with_notes(self, text: str, notes: str, ctx: Context) -> tuple[str, str]:
+        """Content and notes HTML; one Markdown pass for both when that is safe.
+
+        Half the conversions of a deck with notes are notes, and each pass has a
+        fixed cost. Joined by a paragraph of its own, the two parts cannot
+        interact unless the content leaves a block open (code fence, raw HTML,
+        display math) or they share link definitions; then they go separately.
+        """
+        if not notes:
+            return self.convert(text, ctx), ""
+        if any(mark in text or mark in notes for mark in _NO_JOIN) or _open_fence(text):
+            return self._convert_apart(text, notes, ctx)
+        joined = replace(ctx, with_notes=True, backgrounds=[])
+        html = self.convert(f"{text}\n\n{NOTES_SPLIT}\n\n{notes}", joined)
+        content, found, notes_html = html.partition(f"<p>{NOTES_SPLIT}</p>")
+        if not found:  # never seen; the separate passes are always right
+            return self._convert_apart(text, notes, ctx)
+        for name in ("backgrounds", "bg_split", "bg_split_size", "fragments", "title", "uses_code"):
+            setattr(ctx, name, getattr(joined, name))
+        return content.strip(), notes_html.strip()
+
+    def _convert_apart(self, text: str, notes: str, ctx: Context) -> tuple[str, str]:
+        notes_ctx = Context(ctx.resolve_image, ctx.warn, ctx.math)
+        html = self.convert(text, ctx)
+        notes_html = self.convert(notes, notes_ctx)
+        ctx.uses_code = ctx.uses_code or notes_ctx.uses_code
+        return html, notes_html
 
     def convert_inline(self, text: str, ctx: Context) -> str:
         """Inline Markdown (header, footer) -> HTML without the paragraph around it."""

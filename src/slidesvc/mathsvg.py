@@ -42,7 +42,7 @@ def render(latex: str, display: bool) -> str:
             svg: str = Math.fromlatex(latex, inline=not display).svg()
         # ziamath reports bad LaTeX with assorted exception types (even AssertionError).
         except Exception as exc:
-            detail = str(exc) or type(exc).__name__
+            detail = str(exc) or "ziamath cannot parse it"
             raise MathError(detail) from None
     return _in_em(svg)
 

@@ -14,6 +14,7 @@ import hashlib
 import html
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from slidesvc import __version__
 from slidesvc.assets import AssetError, AssetStore, is_inline, is_remote
 from slidesvc.directives import Directive, SlideSource, extract, split_slides
 from slidesvc.errors import DeckError, DeckTooLarge, Diagnostic
-from slidesvc.frontmatter import BadValue, convert, parse_front_matter, scalar
+from slidesvc.frontmatter import BadValue, convert, load_yaml, parse_front_matter, scalar
 from slidesvc.markdown_ext import Context, SlideConverter, code_css
 from slidesvc.model import ASSET_SCHEME, Deck, DeckMeta, Slide
 from slidesvc.slug import slugify
@@ -175,12 +176,7 @@ class _Compiler:
         raw = str(directive.value)
         value: Any = scalar(raw)
         if raw.startswith("["):
-            import yaml
-
-            try:
-                value = yaml.safe_load(raw)
-            except yaml.YAMLError:
-                value = raw
+            value = load_yaml(raw) or raw
         try:
             self.settings[key] = convert(key, value, raw)
             self.lines[key] = directive.line
@@ -272,17 +268,17 @@ class _Compiler:
             return value
         cached = self._background_cache.get(value)
         if cached is None:
-            cached = _CSS_URL.sub(lambda m: f"url({self._image(m.group(2), line)})", value)
+            cached = _CSS_URL.sub(lambda m: f"url({self._image(m.group(2), lambda: line)})", value)
             self._background_cache[value] = cached
         return cached
 
-    def _image(self, src: str, line: int) -> str:
-        """The ``src`` to use for an image written at ``line``."""
+    def _image(self, src: str, line: Callable[[], int]) -> str:
+        """The ``src`` to use for an image; ``line()`` finds its line if it must be told."""
         if is_remote(src):
             if src not in self._remote_seen:
                 self._remote_seen.add(src)
                 self.warn(
-                    line,
+                    line(),
                     f"remote image {src} is not embedded, so the deck is not self-contained: "
                     "download it next to the deck and use a relative path",
                 )
@@ -292,7 +288,7 @@ class _Compiler:
         try:
             asset = self.store.add(src, self.path.parent)
         except AssetError as exc:
-            self.error(line, str(exc))
+            self.error(line(), str(exc))
             return src
         return f"{ASSET_SCHEME}{asset.id}"
 
@@ -308,20 +304,16 @@ class _Compiler:
             return source.line
 
         return Context(
-            resolve_image=lambda src: self._image(src, locate(src)),
+            resolve_image=lambda src: self._image(src, lambda: locate(src)),
             warn=lambda message, needle: self.warn(locate(needle.split("\n")[0]), message),
             math=math,
         )
 
     def _slide(self, number: int, source: SlideSource, state: dict[str, Any], math: bool) -> Slide:
         ctx = self._context(source, math)
-        content = self.converter.convert(source.content, ctx)
+        notes_text = "\n\n".join(source.notes)
+        content, notes = self.converter.convert_with_notes(source.content, notes_text, ctx)
         self.uses_code = self.uses_code or ctx.uses_code
-        notes = ""
-        if source.notes:
-            notes_ctx = self._context(source, math)
-            notes = self.converter.convert("\n\n".join(source.notes), notes_ctx)
-            self.uses_code = self.uses_code or notes_ctx.uses_code
         return Slide(
             number=number,
             line=source.line,

@@ -379,7 +379,7 @@ def _share_images(
     for name, ref in list(xobjects.items()):
         if not isinstance(ref, IndirectObject) or ref.pdf is writer:
             continue
-        obj = ref.get_object()
+        obj: Any = ref.get_object()
         if obj.get("/Subtype") == "/Form":
             if id(obj) not in visited:
                 visited.add(id(obj))

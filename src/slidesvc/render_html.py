@@ -28,12 +28,12 @@ from slidesvc.model import ASSET_SCHEME, Background, Deck, Slide
 
 VIEWER_DIR = Path(__file__).parent / "viewer"
 
-_REF_RE = re.compile(re.escape(ASSET_SCHEME) + r"([\w.-]+)")
+_REF_RE = re.compile(re.escape(ASSET_SCHEME) + r"([\w-]+)")
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-_IMG_SRC_RE = re.compile(r"""\ssrc\s*=\s*(["'])""" + re.escape(ASSET_SCHEME) + r"""([\w.-]+)\1""")
+_IMG_SRC_RE = re.compile(r"""\ssrc\s*=\s*(["'])""" + re.escape(ASSET_SCHEME) + r"""([\w-]+)\1""")
 _QUOTE = r"""(?:"|'|&quot;|&#x27;|&#39;)?"""
 _URL_RE = re.compile(
-    r"url\(\s*" + _QUOTE + re.escape(ASSET_SCHEME) + r"([\w.-]+)" + _QUOTE + r"\s*\)"
+    r"url\(\s*" + _QUOTE + re.escape(ASSET_SCHEME) + r"([\w-]+)" + _QUOTE + r"\s*\)"
 )
 PLACEHOLDER = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 """A transparent 1x1 GIF: the ``src`` of an image whose picture comes from CSS."""

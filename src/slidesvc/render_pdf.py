@@ -197,8 +197,7 @@ def slide_section(slide: Slide, width: int) -> str:
 def _bg_style(bg: Background) -> str:
     url = bg.url.replace('"', "%22")
     return (
-        f'background-image:url("{url}");background-size:{bg.size};'
-        f"background-position:{bg.position}"
+        f'background-image:url("{url}");background-size:{bg.size};background-position:{bg.position}'
     )
 
 

@@ -93,7 +93,6 @@ def load_theme(spec: str, deck: Path, line: int, store: AssetStore) -> Theme:
     return _theme(name, css, warnings)
 
 
-@cache
 def _read_named(name: str) -> str | None:
     try:
         return (themes_dir() / f"{name}.css").read_text(encoding="utf-8")

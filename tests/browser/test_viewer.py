@@ -299,6 +299,36 @@ def test_repeated_image_displays_at_the_authors_size(
     assert (round(box["width"]), round(box["height"])) == (50, 50)
 
 
+def test_images_fall_back_to_src_without_css_content(
+    context: Any, build: Build, tmp_path: Path
+) -> None:
+    """Where CSS `content` cannot draw a shared image, the viewer copies it into src."""
+    (tmp_path / "sq.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        '<rect width="10" height="10" fill="#00f"/></svg>'
+    )
+    url = build("![logo w:200px](sq.svg)\n\n---\n\n![logo w:100px](sq.svg)\n")
+    # Play a browser without `content` on elements: the override is in place
+    # before the viewer script runs.
+    context.add_init_script(
+        """new MutationObserver((_, obs) => {
+          if (!document.head) return;
+          const style = document.createElement('style');
+          style.textContent = 'img[data-im] { content: normal !important; }';
+          document.head.append(style);
+          obs.disconnect();
+        }).observe(document, {childList: true, subtree: true});"""
+    )
+    page = context.new_page()
+    page.goto(url)
+    assert page.eval_on_selector("img", "i => getComputedStyle(i).content") == "normal"
+    assert page.eval_on_selector("img", "i => i.src").startswith("data:image/svg+xml;base64,")
+    box = page.eval_on_selector(".slide.current img", "i => i.getBoundingClientRect().toJSON()")
+    assert (round(box["width"]), round(box["height"])) == (200, 200)
+    shot = page.screenshot(clip={"x": box["x"] + 50, "y": box["y"] + 50, "width": 10, "height": 10})
+    assert blue_share(shot) > 0.9
+
+
 def blue_share(png: bytes) -> float:
     """Share of pure-ish blue pixels in a PNG screenshot."""
     from PIL import Image
@@ -319,6 +349,47 @@ def test_blank_screen_and_click(page: Any, build: Build) -> None:
     assert current(page) == 2
     page.mouse.click(50, 360)
     assert current(page) == 1
+
+
+def test_touch_swipe(browser: Any, build: Build) -> None:
+    """Swiping left goes forward, swiping right goes back; a vertical drag does nothing."""
+    ctx = browser.new_context(has_touch=True, reduced_motion="reduce")
+    try:
+        page = ctx.new_page()
+        page.goto(build())
+
+        def swipe(dx: int, dy: int) -> None:
+            page.evaluate(
+                """([dx, dy]) => {
+                  const deck = document.querySelector('main.deck');
+                  const touch = (x, y) =>
+                    new Touch({identifier: 1, target: deck, clientX: x, clientY: y});
+                  const start = touch(600, 300), end = touch(600 + dx, 300 + dy);
+                  const fire = (type, touches, changed) => deck.dispatchEvent(
+                    new TouchEvent(type, {touches, changedTouches: changed}));
+                  fire('touchstart', [start], [start]);
+                  fire('touchend', [], [end]);
+                }""",
+                [dx, dy],
+            )
+
+        swipe(-200, 10)
+        assert current(page) == 2
+        swipe(0, -200)
+        assert current(page) == 2
+        swipe(200, 0)
+        assert current(page) == 1
+    finally:
+        ctx.close()
+
+
+def test_fullscreen_key(page: Any, build: Build) -> None:
+    """`f` enters full screen and leaves it again."""
+    page.goto(build())
+    page.keyboard.press("f")
+    page.wait_for_function("() => document.fullscreenElement === document.documentElement")
+    page.keyboard.press("f")
+    page.wait_for_function("() => document.fullscreenElement === null")
 
 
 def test_wheel_gesture_moves_one_slide(page: Any, build: Build) -> None:

@@ -152,7 +152,8 @@ def slide_is(page: Any, n: int, shown: int | None = None) -> None:
         """([n, shown]) => {
           const s = document.querySelector('section.slide.current');
           if (!s || s.id !== String(n)) return false;
-          return shown === null || s.querySelectorAll('.fragments > li:not(.future)').length === shown;
+          const revealed = s.querySelectorAll('.fragments > li:not(.future)').length;
+          return shown === null || revealed === shown;
         }""",
         arg=[n, shown],
     )
@@ -239,17 +240,20 @@ def test_no_live_meta_no_connection(page: Any, server: LiveServer) -> None:
 def test_same_origin_tabs_follow_the_presenter_by_broadcast_channel(
     browser: Any, server: LiveServer
 ) -> None:
-    """Without any server relay, a deck tab follows a presenter tab of the same origin."""
+    """Without a server relay, deck tabs follow a presenter tab and it follows them back;
+    deck tabs do not follow each other."""
     ctx = browser.new_context(reduced_motion="reduce")
     try:
-        audience = ctx.new_page()
-        audience.goto(server.url("deck"))
-        presenter = ctx.new_page()
+        first, second, presenter = ctx.new_page(), ctx.new_page(), ctx.new_page()
+        first.goto(server.url("deck"))
+        second.goto(server.url("deck"))
         presenter.goto(server.url("presenter"))
         presenter.keyboard.press("End")
-        slide_is(audience, 4)
-        audience.keyboard.press("Home")  # audience tabs do not drive the presenter
-        presenter.wait_for_timeout(300)
-        slide_is(presenter, 4)
+        slide_is(first, 4)
+        slide_is(second, 4)
+        first.keyboard.press("Home")
+        slide_is(presenter, 1)
+        second.wait_for_timeout(300)
+        slide_is(second, 4)
     finally:
         ctx.close()

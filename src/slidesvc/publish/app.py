@@ -37,7 +37,7 @@ from slidesvc.publish.catalog import (
     assign_slugs,
     scan,
 )
-from slidesvc.publish.proxy import forward_http, forward_websocket, is_websocket
+from slidesvc.publish.proxy import forward_http, forward_websocket, is_websocket, proxy_session
 from slidesvc.publish.settings import PublishSettings
 from slidesvc.publish.supervisor import DeckState, DeckUnavailable, Supervisor, rss_bytes
 from slidesvc.slug import slugify
@@ -74,6 +74,8 @@ class Publisher:
         self.started = time.monotonic()
         self._announce = announce
         self._index: tuple[int, bytes] = (-1, b"")
+        self.sockets: set[web.WebSocketResponse] = set()
+        """Open client WebSockets (closed first on shutdown)."""
 
     @property
     def home(self) -> str:
@@ -100,6 +102,7 @@ class Publisher:
                 )
             elif files[path] != self.catalog.files.get(path):
                 self.catalog.refresh(slug, path)
+                current[slug].forgive()  # an edit may be the fix: no back-off wait
         if clashes != self.catalog.clashes:
             for message in set(clashes.values()) - set(self.catalog.clashes.values()):
                 log.warning("%s", message)
@@ -177,6 +180,7 @@ def create_app(
     app = web.Application(middlewares=[_errors_and_headers])
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_publisher_ctx(render_thumbnail, announce))
+    app.on_shutdown.append(_close_live_sockets)
     app.router.add_get("/", index)
     app.router.add_get("/_status", status)
     app.router.add_get(f"/{SLUG}", add_slash)
@@ -191,12 +195,7 @@ def _publisher_ctx(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-            auto_decompress=False,
-            skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING),
-        )
+        session = proxy_session()
         publisher = Publisher(
             settings,
             session,
@@ -229,6 +228,15 @@ def _parse_pool() -> Executor:
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
 
+async def _close_live_sockets(app: web.Application) -> None:
+    """Tell live followers we are going away instead of holding shutdown up."""
+    sockets = list(app[PUBLISHER].sockets)
+    await asyncio.gather(
+        *(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY) for ws in sockets),
+        return_exceptions=True,
+    )
+
+
 async def _preload(publisher: Publisher) -> None:
     slugs = list(publisher.supervisor.decks)[: publisher.settings.max_running]
 
@@ -259,6 +267,10 @@ async def _errors_and_headers(
         response.headers[hdrs.RETRY_AFTER] = str(exc.retry_after)
     except web.HTTPNotFound:
         response = _page(404, "Not found", "There is no such deck or page here.", home)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _page(exc.status, exc.reason, exc.text or exc.reason, home)
     if not response.prepared and hdrs.CONTENT_SECURITY_POLICY not in response.headers:
         response.headers.update(_SECURITY_HEADERS)
     return response
@@ -281,18 +293,23 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def status(request: web.Request) -> web.StreamResponse:
-    if not _is_loopback(request.remote):
+    if not _is_local(request):
         raise web.HTTPForbidden(text="/_status answers loopback clients only\n")
     return web.json_response(request.app[PUBLISHER].status())
 
 
-def _is_loopback(remote: str | None) -> bool:
+def _is_local(request: web.Request) -> bool:
+    """A client on this machine: loopback, or our own address (front door on a LAN IP)."""
+    remote = request.remote
     if not remote:
         return False
     try:
-        return ipaddress.ip_address(remote).is_loopback
+        if ipaddress.ip_address(remote).is_loopback:
+            return True
     except ValueError:
         return False
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return isinstance(sockname, tuple) and remote == sockname[0]
 
 
 async def add_slash(request: web.Request) -> web.StreamResponse:
@@ -338,7 +355,9 @@ async def deck(request: web.Request) -> web.StreamResponse:
             url = URL(base + target, encoded=True)
             try:
                 if is_websocket(request):
-                    return await forward_websocket(request, publisher.session, url, prefix)
+                    return await forward_websocket(
+                        request, publisher.session, url, prefix, registry=publisher.sockets
+                    )
                 return await forward_http(request, publisher.session, url, prefix)
             except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
                 # The process died under us. A GET that never reached it is safe to

@@ -37,6 +37,20 @@ _SMALL_BODY = 256 * 1024
 _COOKIE_PATH = re.compile(r"(;\s*path=)(/[^;]*)", re.IGNORECASE)
 
 
+def proxy_session() -> aiohttp.ClientSession:
+    """The one client session of a publisher: keep-alive pool to every deck process."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        auto_decompress=False,  # bodies pass through as the deck compressed them
+        # Cookies belong to the browsers, never to the shared session (a stored
+        # presenter cookie would make every later visitor a presenter). The default
+        # jar happens to ignore cookies of IP hosts; say it outright instead.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING),
+    )
+
+
 def _connection_tokens(headers: CIMultiDict[str] | web.BaseRequest | object) -> set[str]:
     values: Iterable[str] = getattr(headers, "getall")(hdrs.CONNECTION, ())  # noqa: B009
     return {token.strip().lower() for value in values for token in value.split(",")}
@@ -138,7 +152,12 @@ def is_websocket(request: web.Request) -> bool:
 
 
 async def forward_websocket(
-    request: web.Request, session: aiohttp.ClientSession, url: URL, prefix: str
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    url: URL,
+    prefix: str,
+    *,
+    registry: set[web.WebSocketResponse] | None = None,
 ) -> web.StreamResponse:
     """Relay a WebSocket between the client and a deck process, both ways."""
     protocols = [
@@ -164,11 +183,15 @@ async def forward_websocket(
             max_msg_size=1 << 20,
         )
         await downstream.prepare(request)
+        if registry is not None:
+            registry.add(downstream)
         to_deck = asyncio.create_task(_relay(downstream, upstream))
         to_client = asyncio.create_task(_relay(upstream, downstream))
         try:
             done, _ = await asyncio.wait({to_deck, to_client}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if registry is not None:
+                registry.discard(downstream)
             for task in (to_deck, to_client):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -24,6 +24,7 @@ import re
 import signal
 import time
 from collections import deque
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,11 @@ class DeckProcess:
                 )
         if self.state is DeckState.STOPPING:
             raise DeckUnavailable(self.slug, "its process is stopping", 1)
+
+    def forgive(self) -> None:
+        """Forget past crashes (the deck file changed): the next request may start it."""
+        self.crashes = 0
+        self.retry_at = 0.0
 
     @property
     def needs_start(self) -> bool:
@@ -330,8 +336,8 @@ class DeckProcess:
         if self.proc is proc:
             self.proc = None
 
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -1,0 +1,291 @@
+"""PDF export benchmark: speed and memory against Marp CLI, size, and fidelity.
+
+    python bench/pdf_bench.py                      # fidelity + 100 and 1000 slides
+    python bench/pdf_bench.py --sizes 100 --no-marp
+    python bench/pdf_bench.py --fidelity-only
+
+Speed: every tool runs as its own process tree on the same generated decks
+(bench/gen_deck.py); wall time and the peak summed RSS of the whole tree
+(sampled from /proc every 20 ms) are measured. "slidesvc cold" starts from an
+empty page cache, "re-export" edits one slide and renders again with the warm
+cache, "single pass" is one plain WeasyPrint render of the whole deck (the
+baseline for the PDF size ratio). Marp CLI is installed with
+``npm install @marp-team/marp-cli`` into bench/.scratch and drives Debian's
+Chromium (CHROME_PATH=/usr/bin/chromium).
+
+Fidelity: each example deck's page N (pdftoppm, at the slide's pixel size)
+against slide N as Chromium shows it (the deck's own HTML with print media
+emulated, so every fragment is visible); a pixel "differs noticeably" when a
+channel differs by more than 48/255. Target: under 2% on every page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCRATCH = HERE / ".scratch"
+MARP = SCRATCH / "node_modules" / ".bin" / "marp"
+PYTHON = sys.executable
+CHROMIUM = os.environ.get("SLIDESVC_CHROMIUM", "/usr/bin/chromium")
+NOTICEABLE = 48
+
+sys.path.insert(0, str(HERE))
+from gen_deck import write_deck  # noqa: E402
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _tree_rss(root: int) -> int:
+    """Summed RSS (bytes) of ``root`` and all its descendants."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().rsplit(b")", 1)[1].split()
+            parents[int(entry)] = int(stat[1])
+            rss[int(entry)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    peak_mb: float
+    ok: bool
+
+
+def measure(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+    """Run a command; wall time and peak RSS of its process tree."""
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, cwd=cwd,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        print(stderr.decode(errors="replace")[-2000:], file=sys.stderr)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Run(wall, cpu, peak / 2**20, process.returncode == 0)
+
+
+# --------------------------------------------------------------------------- speed
+
+SLIDESVC = """
+import sys
+from pathlib import Path
+from slidesvc.parse import load_deck
+from slidesvc.render_pdf import render_pdf
+deck = load_deck(Path(sys.argv[1]))
+Path(sys.argv[2]).write_bytes(render_pdf(deck, cache_dir=Path(sys.argv[3]), jobs=2))
+"""
+
+SINGLE_PASS = """
+import sys
+from pathlib import Path
+from weasyprint import CSS, HTML
+from slidesvc.parse import load_deck
+from slidesvc import render_pdf as r
+deck = load_deck(Path(sys.argv[1]))
+css = r.stylesheet(deck)
+html = r._document(deck.meta.lang, [r._page_body(s, deck.meta.width, False) for s in deck.slides])
+for asset_id, asset in deck.assets.items():
+    html = html.replace(r.ASSET_SCHEME + asset_id, asset.data_uri())
+    css = css.replace(r.ASSET_SCHEME + asset_id, asset.data_uri())
+fetcher = r.ConfinedFetcher(deck.folder, {})
+doc = HTML(string=html, base_url=deck.folder.as_uri() + "/", url_fetcher=fetcher).render(
+    stylesheets=[CSS(string=css, url_fetcher=fetcher)])
+Path(sys.argv[2]).write_bytes(doc.write_pdf())
+"""
+
+
+def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
+    rows = [
+        "| slides | tool | wall s | CPU s | peak MB (tree) | PDF KB | vs Marp (wall) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        folder = SCRATCH / "decks"
+        deck = write_deck(n, folder)
+        out = SCRATCH / "out"
+        out.mkdir(exist_ok=True)
+        results: dict[str, tuple[Run, int]] = {}
+        with tempfile.TemporaryDirectory(dir=SCRATCH) as cache:
+            pdf = out / f"slidesvc-{n}.pdf"
+            results["slidesvc cold (2 workers)"] = (
+                measure([PYTHON, "-c", SLIDESVC, str(deck), str(pdf), cache]),
+                pdf.stat().st_size,
+            )
+            original = deck.read_text("utf-8")
+            middle = n // 2
+            deck.write_text(
+                original.replace(f"# Section {middle}:", f"# Section {middle} (edited):"), "utf-8"
+            )
+            edited = out / f"slidesvc-{n}-edited.pdf"
+            results["slidesvc re-export, 1 slide edited"] = (
+                measure([PYTHON, "-c", SLIDESVC, str(deck), str(edited), cache]),
+                edited.stat().st_size,
+            )
+            deck.write_text(original, "utf-8")
+        if n <= single_max:
+            single = out / f"single-{n}.pdf"
+            results["WeasyPrint single pass"] = (
+                measure([PYTHON, "-c", SINGLE_PASS, str(deck), str(single)]),
+                single.stat().st_size,
+            )
+        if marp and MARP.exists():
+            marp_pdf = out / f"marp-{n}.pdf"
+            command = [str(MARP), "--pdf", "--allow-local-files", "--browser-timeout", "0"]
+            command += ["--browser-path", CHROMIUM, str(deck), "-o", str(marp_pdf)]
+            env = {"CHROME_PATH": CHROMIUM, "CHROME_NO_SANDBOX": "1"}
+            results["Marp CLI (Chromium)"] = (measure(command, env=env), marp_pdf.stat().st_size)
+        marp_wall = results.get("Marp CLI (Chromium)", (Run(0, 0, 0, False), 0))[0].wall
+        for tool, (run, size) in results.items():
+            ratio = f"{run.wall / marp_wall:.2f}" if marp_wall else "-"
+            status = "" if run.ok else " (FAILED)"
+            cells = [
+                str(n),
+                tool + status,
+                f"{run.wall:.2f}",
+                f"{run.cpu:.2f}",
+                f"{run.peak_mb:.0f}",
+            ]
+            cells += [f"{size / 1024:.0f}", ratio]
+            rows.append("| " + " | ".join(cells) + " |")
+        cold = results["slidesvc cold (2 workers)"]
+        rerun = results["slidesvc re-export, 1 slide edited"][0]
+        note = f"| {n} | re-export / cold | {rerun.wall / cold[0].wall:.1%} | | | | |"
+        rows.append(note)
+        if "WeasyPrint single pass" in results:
+            ratio = cold[1] / results["WeasyPrint single pass"][1]
+            rows.append(f"| {n} | PDF size / single pass | {ratio:.2f}x | | | | |")
+        print("\n".join(rows[-len(results) - 2 :]), flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------- fidelity
+
+
+def fidelity(decks: list[Path]) -> list[str]:
+    from PIL import Image, ImageChops
+    from playwright.sync_api import sync_playwright
+
+    from slidesvc.parse import load_deck
+    from slidesvc.render_html import render_html
+    from slidesvc.render_pdf import render_pdf
+
+    rows = [
+        "| deck | pages | mean % differing | worst page | worst % |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    work = Path(tempfile.mkdtemp(dir=SCRATCH, prefix="fidelity-"))
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        for path in decks:
+            deck = load_deck(path)
+            w, h = deck.meta.width, deck.meta.height
+            pdf = work / f"{deck.slug}.pdf"
+            pdf.write_bytes(render_pdf(deck, cache_dir=work / "cache", diagnostics=[]))
+            prefix = work / deck.slug
+            subprocess.run(
+                ["pdftoppm", "-png", "-r", "72", "-scale-to-x", str(w), "-scale-to-y", str(h),
+                 str(pdf), str(prefix)],
+                check=True,
+            )  # fmt: skip
+            html = work / f"{deck.slug}.html"
+            html.write_text(render_html(deck), "utf-8")
+            page = browser.new_page(viewport={"width": w, "height": h})
+            page.goto(html.as_uri())
+            page.emulate_media(media="print")
+            shots = page.locator("section.slide")
+            diffs = []
+            pages = sorted(work.glob(f"{deck.slug}-*.png"))
+            for index, png in enumerate(pages):
+                shot = work / f"{deck.slug}-chromium-{index + 1}.png"
+                shots.nth(index).screenshot(path=str(shot))
+                a = Image.open(png).convert("RGB")
+                b = Image.open(shot).convert("RGB").resize(a.size)
+                diff = (
+                    ImageChops.difference(a, b)
+                    .convert("L")
+                    .point(lambda v: 255 if v > NOTICEABLE else 0)
+                )
+                histogram = diff.histogram()
+                diffs.append(histogram[255] / (a.size[0] * a.size[1]) * 100)
+            page.close()
+            worst = max(range(len(diffs)), key=diffs.__getitem__)
+            rows.append(
+                f"| {path.name} | {len(diffs)} | {sum(diffs) / len(diffs):.2f} | "
+                f"{worst + 1} | {diffs[worst]:.2f} |"
+            )
+            print(rows[-1], " ".join(f"{d:.1f}" for d in diffs), flush=True)
+        browser.close()
+    print(f"(images in {work})")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,1000", help="comma-separated slide counts")
+    parser.add_argument("--no-marp", action="store_true")
+    parser.add_argument("--single-pass-max", type=int, default=1000)
+    parser.add_argument("--fidelity-only", action="store_true")
+    parser.add_argument("--speed-only", action="store_true")
+    args = parser.parse_args()
+    SCRATCH.mkdir(exist_ok=True)
+    tables = []
+    if not args.speed_only:
+        decks = [*sorted((ROOT / "decks").glob("*.md")), write_deck(12, SCRATCH / "decks")]
+        tables.append(fidelity(decks))
+    if not args.fidelity_only:
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        tables.append(speed(sizes, not args.no_marp, args.single_pass_max))
+    print()
+    for table in tables:
+        print("\n".join(table))
+        print()
+
+
+if __name__ == "__main__":
+    main()
