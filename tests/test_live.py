@@ -173,7 +173,8 @@ async def test_shutdown_says_going_away(client: Any) -> None:
     """On shutdown every socket is closed with 1001 (going away)."""
     ws = await client.ws_connect("/live")
     await ws.receive_json(timeout=2)
-    await client.app.shutdown()
+    shutdown = asyncio.ensure_future(client.app.shutdown())
     msg = await ws.receive(timeout=2)
     assert msg.type is WSMsgType.CLOSE
     assert msg.data == aiohttp.WSCloseCode.GOING_AWAY
+    await asyncio.wait_for(shutdown, 2)

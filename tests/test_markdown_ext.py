@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from slidesvc.markdown_ext import Context, SlideConverter, code_css, highlight, parse_info
+from slidesvc.highlight import code_css, highlight, parse_info
+from slidesvc.markdown_ext import Context, SlideConverter
 from slidesvc.model import Background
 
 

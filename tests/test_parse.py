@@ -474,3 +474,13 @@ def test_several_errors_are_collected(write_deck: WriteDeck) -> None:
         (7, "error"),
         (2, "warning"),
     ]
+
+
+def test_style_urls_are_inlined_and_confined(write_deck: WriteDeck, tmp_path: Path) -> None:
+    """url() in the deck's style is inlined; a missing file is an error on its line."""
+    (tmp_path / "a.png").write_bytes(PNG)
+    deck = load_deck(write_deck("---\nstyle: 'section { background: url(a.png) }'\n---\n# A\n"))
+    assert 'url("data:image/png;base64,' in deck.theme_css
+    with pytest.raises(DeckError) as info:
+        load_deck(write_deck("---\ntitle: x\nstyle: 'h1 { background: url(b.png) }'\n---\n# A\n"))
+    assert info.value.line == 3 and "b.png" in info.value.message

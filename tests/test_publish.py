@@ -426,13 +426,19 @@ async def test_cap_stops_the_least_recently_used_deck(start_front: StartFront) -
 async def test_preload_starts_every_deck(start_front: StartFront) -> None:
     """--preload starts every deck before the first request."""
     front = await start_front(preload=True)
-    states = {d["state"] for d in (await front.status()).values()}
-    assert states == {"running"}
+
+    async def all_running() -> bool:
+        return {d["state"] for d in (await front.status()).values()} == {"running"}
+
+    await eventually(all_running)
+    assert all(d.requests == 0 for d in front.publisher.supervisor.decks.values())
 
 
 async def test_shutdown_leaves_no_child_behind(start_front: StartFront) -> None:
     """Stopping the front door stops every deck process (checked by PID)."""
-    front = await start_front(preload=True)
+    front = await start_front()
+    for slug in ("alpha", "beta", "gamma"):
+        assert (await front.get(f"/{slug}/healthz"))[0] == 200
     pids = [d["pid"] for d in (await front.status()).values()]
     assert len(pids) == 3 and all(alive(p) for p in pids)
     await front.app.shutdown()

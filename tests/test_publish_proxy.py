@@ -43,6 +43,17 @@ async def big(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def dies(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+    response.content_length = len(BIG)
+    await response.prepare(request)
+    await response.write(BIG[:65536])
+    await asyncio.sleep(0.05)
+    assert request.transport is not None
+    request.transport.abort()  # the deck process dies mid-body
+    return response
+
+
 async def etagged(request: web.Request) -> web.Response:
     if request.headers.get("If-None-Match") == '"v1"':
         return web.Response(status=304, headers={"ETag": '"v1"'})
@@ -77,6 +88,7 @@ async def door(aiohttp_server: Any, aiohttp_client: Any) -> Any:
     upstream.router.add_get("/etag", etagged)
     upstream.router.add_get("/live", live)
     upstream.router.add_get("/gzip", gzipped)
+    upstream.router.add_get("/dies", dies)
     server = await aiohttp_server(upstream)
     session = proxy_session()
 
@@ -172,3 +184,31 @@ async def test_websocket_is_relayed_both_ways_with_close_code(door: Any) -> None
         assert msg.type is aiohttp.WSMsgType.CLOSE
         await asyncio.sleep(0)
     assert ws.close_code == 4001
+
+
+async def test_client_leaving_mid_download_is_quiet_and_harmless(
+    door: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that hangs up during a large body leaves no error and no broken door."""
+    reader, writer = await asyncio.open_connection(door.host, door.port)
+    writer.write(f"GET /deck/big HTTP/1.1\r\nHost: {door.host}\r\n\r\n".encode())
+    await writer.drain()
+    assert (await reader.read(65536)).startswith(b"HTTP/1.1 200")
+    writer.transport.abort()
+    await asyncio.sleep(0.3)
+    resp = await door.get("/deck/big")
+    assert await resp.read() == BIG
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+async def test_deck_dying_mid_body_breaks_the_download_not_the_door(
+    door: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the deck process dies mid-body the client sees a broken body, not a short success."""
+    resp = await door.get("/deck/dies")
+    assert resp.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+    assert await (await door.get("/deck/big")).read() == BIG
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == []

@@ -175,7 +175,7 @@ def test_sections_follow_the_slide_conventions() -> None:
         ("2", "", "9"),
     ]
     assert sections[0]["class"] == "slide lead invert"
-    assert sections[1]["style"] == "color:red"
+    assert sections[1]["style"] == "color:red;--heading-fg:red"
     assert [a["class"] for a in page.all("span")] == ["page-number"]
     assert page.children("section", 0) == ["div.content", "span.page-number"]
     assert page.children("section", 1) == ["header", "div.content", "footer"]
@@ -192,6 +192,7 @@ def test_page_is_self_contained() -> None:
             '<div style="background:url(slidesvc-asset:a1)">x</div>',
             backgrounds=(Background("slidesvc-asset:b2"),),
         ),
+        Slide(3, 9, "<p>directive</p>", background="url('slidesvc-asset:b2') center/cover"),
         assets={"a1": asset("a1"), "b2": asset("b2", (0, 0, 200))},
     )
     html = render_html(deck)
@@ -208,6 +209,7 @@ def test_page_is_self_contained() -> None:
     for url in urls:
         assert url.startswith(('"data:', "data:")), url
     assert "slidesvc-asset:" not in html
+    assert page.all("section")[2]["style"] == "background:var(--im-b2) center/cover"
 
 
 def test_each_image_is_stored_once() -> None:
@@ -238,6 +240,23 @@ def test_each_image_is_stored_once() -> None:
     assert [i["width"] for i in imgs[:3]] == ["120"] * 3
     assert imgs[3]["src"] == single.data_uri()
     assert "background-image:var(--im-sh1);background-size:contain" in html
+
+
+def test_background_directive_image_covers_the_slide() -> None:
+    """`background: url(...)` alone fills the slide; an explicit size is left alone."""
+    deck = make_deck(
+        Slide(1, 1, "<p>a</p>", background="url(slidesvc-asset:a1)", color="white"),
+        Slide(2, 2, "<p>b</p>", background="url(slidesvc-asset:a1) left / 50% no-repeat"),
+        Slide(3, 3, "<p>c</p>", background="#123456"),
+        assets={"a1": asset("a1")},
+    )
+    styles = [s["style"] for s in Page(render_html(deck)).all("section")]
+    assert styles == [
+        "background:var(--im-a1);background-size:cover;background-position:center;"
+        "color:white;--heading-fg:white",
+        "background:var(--im-a1) left / 50% no-repeat",
+        "background:#123456",
+    ]
 
 
 def test_split_background_width_is_in_px() -> None:

@@ -126,6 +126,8 @@ def test_fonts_are_embedded_once_and_text_stays_extractable(tmp_path: Path) -> N
         if hasattr(o, "get") and o.get("/Type") == "/FontDescriptor"
     }
     assert len(font_files) == len(names) == 2  # regular and bold
+    # subsets: a few KiB each, where DejaVu Sans itself is over 600 KiB
+    assert all(int(f["/Length1"]) < 60_000 for f in font_files)
     texts = page_texts(pdf)
     for n, text in enumerate(texts):
         assert f"Unique word w{n}x" in text and f"bold {n}" in text

@@ -141,11 +141,16 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = add("publish", _cmd_publish, "serve every deck of a folder, one process per deck")
     p.add_argument("source", metavar="DECKS_DIR")
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--public-url", default=None)
-    p.add_argument("--idle-timeout", type=float, default=None, help="seconds before an idle deck stops (0 = never)")
-    p.add_argument("--max-running", type=int, default=None, help="cap on running deck processes")
+    p.add_argument("--host", default=None,
+                   help="front door interface (default 127.0.0.1, env SLIDESVC_HOST)")
+    p.add_argument("--port", type=int, default=None,
+                   help="front door port (default 8000; env SLIDESVC_PORT, PORT)")
+    p.add_argument("--public-url", default=None,
+                   help="public base URL; deck S is at URL/S/ (env SLIDESVC_PUBLIC_URL)")
+    p.add_argument("--idle-timeout", type=float, default=None,
+                   help="seconds before an idle deck stops (default 600; 0 = never)")
+    p.add_argument("--max-running", type=int, default=None,
+                   help="cap on running deck processes (default 32)")
     p.add_argument("--preload", action="store_true", help="start every deck at once")
     p.add_argument("--status", action="store_true", help="print the running publisher's deck states")
 

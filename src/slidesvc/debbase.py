@@ -47,6 +47,11 @@ PYTHON = "usr/bin/python3.11"
 STDLIB = "usr/lib/python3.11/"
 USER, UID = "slidesvc", 65532
 SBOM_PATH = "usr/lib/slidesvc/sbom.json"
+PASSWD = (
+    f"root:x:0:0:root:/root:/sbin/nologin\n{USER}:x:{UID}:{UID}:{USER}:/home/{USER}:/sbin/nologin\n"
+)
+"""No login shell for anyone: the image has no shell at all."""
+GROUP = f"root:x:0:\n{USER}:x:{UID}:\n"
 
 # Standard library parts a web server never imports: tests, GUI, packaging,
 # documentation and interactive tools. (aiohttp needs asyncio, email, http,
@@ -55,7 +60,7 @@ _STDLIB_DROP = re.compile(
     r"""^usr/lib/python3\.11/(
         test|tests|idlelib|tkinter|turtledemo|ensurepip|lib2to3|pydoc_data|distutils|
         venv|unittest|sqlite3|dbm|curses|config-3\.11-[^/]+|site-packages|dist-packages|
-        turtle\.py|pydoc\.py|doctest\.py|__phello__|_pydecimal\.py|lib-dynload/(_test|xx|_ctypes_test)
+        turtle\.py|pydoc\.py|doctest\.py|__phello__|_pydecimal\.py|lib-dynload/(_test|_?xx|_ctypes_test)
     )""",
     re.VERBOSE,
 )
@@ -219,6 +224,13 @@ def elf_needed(data: bytes) -> list[str]:
     """The DT_NEEDED library names of a 64-bit little-endian ELF file (empty if not ELF)."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return []
+    try:
+        return _dynamic_needed(data)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise ImageBuildError(f"a broken ELF file in the base packages: {exc}") from exc
+
+
+def _dynamic_needed(data: bytes) -> list[str]:
     (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     sections = [
@@ -267,11 +279,8 @@ def base_entries(packages: Sequence[Package]) -> list[oci.Entry]:
     entries = _library_closure(candidates)
     entries += [
         oci.symlink("usr/bin/python3", "python3.11"),
-        oci.file(
-            "etc/passwd",
-            f"root:x:0:0:root:/root:/sbin/nologin\n{USER}:x:{UID}:{UID}:{USER}:/home/{USER}:/sbin/nologin\n".encode(),
-        ),
-        oci.file("etc/group", f"root:x:0:\n{USER}:x:{UID}:\n".encode()),
+        oci.file("etc/passwd", PASSWD.encode()),
+        oci.file("etc/group", GROUP.encode()),
         oci.directory(f"home/{USER}", 0o755, UID, UID),
         oci.directory("tmp", 0o1777),
         oci.file(SBOM_PATH, sbom(packages)),

@@ -48,7 +48,7 @@ DECK_DIR = "deck"
 PORT = 8080
 USER = f"{debbase.UID}:{debbase.UID}"
 SOURCE_URL = "https://github.com/slidesvc/slidesvc"
-LAYER_FORMAT = "1"
+LAYER_FORMAT = "2"
 """Bump when the way a cached base or dependency layer is made changes."""
 
 WHEEL_TARGET = (

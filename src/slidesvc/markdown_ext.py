@@ -22,8 +22,7 @@ import html
 import re
 import xml.etree.ElementTree as etree
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import markdown
@@ -37,17 +36,14 @@ from markdown.treeprocessors import Treeprocessor
 from markdown.util import Registry
 
 from slidesvc.directives import closes_fence, fence_opening
+from slidesvc.highlight import highlight, parse_info
 from slidesvc.model import Background
 
-_HL_BRACES = re.compile(r"\{\s*([\d,\s-]+)\}")
-_HL_ATTR = re.compile(r"""hl_lines\s*=\s*["']([\d\s,-]+)["']""")
 _SIZE_KEYWORD = re.compile(r"^(w|h|width|height):(\d+(?:\.\d+)?)(px|%|em)?$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\d+(?:\.\d+)?%$")
 _SPLIT = re.compile(r"^(left|right)(?::(\d+(?:\.\d+)?%))?$", re.IGNORECASE)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'\x02\x03]*[^\s<>\"'\x02\x03.,;:!?)\]]")
 _RAW_IMG = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE)
-NOTES_SPLIT = "slidesvcnotesfollow"
-"""A paragraph of its own between a slide's content and its notes (one conversion)."""
 _MARKER = "data-slidesvc-marker"
 """Remembers a list's marker while parsing, so ``-`` after ``+`` starts a new list."""
 _STASH = re.compile(r"\x02[a-z]+:(\d+)\x03")
@@ -74,73 +70,9 @@ class Context:
     fragments: int = 0
     title: str = ""
     uses_code: bool = False
-    with_notes: bool = False
-    """Set by `SlideConverter.convert_with_notes`: the text holds content and notes."""
 
 
 # --- code -------------------------------------------------------------------
-
-
-def parse_info(info: str) -> tuple[str, tuple[int, ...]]:
-    """Language and emphasised lines from a fence's info string."""
-    info = info.strip()
-    spec = _HL_BRACES.search(info) or _HL_ATTR.search(info)
-    lines: set[int] = set()
-    if spec:
-        for part in re.split(r"[,\s]+", spec.group(1).strip()):
-            low, _, high = part.partition("-")
-            if low.isdigit() and (not high or high.isdigit()):
-                lines.update(range(int(low), int(high or low) + 1))
-        info = info[: spec.start()] + info[spec.end() :]
-    words = info.replace("{", " ").replace("}", " ").split()
-    lang = words[0].lstrip(".").lower() if words else ""
-    return lang, tuple(sorted(lines))
-
-
-@lru_cache(maxsize=256)
-def _lexer(lang: str) -> Any:
-    from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
-
-    try:
-        return get_lexer_by_name(lang, stripnl=False, ensurenl=True) if lang else None
-    except ClassNotFound:
-        return None
-
-
-@lru_cache(maxsize=64)
-def _formatter(hl_lines: tuple[int, ...]) -> Any:
-    from pygments.formatters import HtmlFormatter
-
-    return HtmlFormatter(cssclass="code", hl_lines=list(hl_lines))
-
-
-@lru_cache(maxsize=2048)
-def highlight(code: str, lang: str, hl_lines: tuple[int, ...] = ()) -> str:
-    """``<div class="code"><pre>...`` for a code block; plain text for unknown languages."""
-    from pygments import highlight as pygments_highlight
-
-    lexer = _lexer(lang)
-    if lexer is None:
-        if not hl_lines:  # the common plain case needs no Pygments at all
-            return f'<div class="code"><pre><span></span>{html.escape(code, False)}\n</pre></div>'
-        from pygments.lexers.special import TextLexer
-
-        lexer = TextLexer(stripnl=False, ensurenl=True)
-    result: str = pygments_highlight(code, lexer, _formatter(hl_lines))
-    return result.rstrip("\n")
-
-
-def code_css(style: str) -> str:
-    """Pygments CSS for ``.code`` blocks in ``style`` (raises ValueError if unknown)."""
-    from pygments.formatters import HtmlFormatter
-    from pygments.util import ClassNotFound
-
-    try:
-        css: str = HtmlFormatter(style=style, cssclass="code").get_style_defs(".code")
-    except ClassNotFound:
-        raise ValueError(style) from None
-    return css
 
 
 class _FencePreprocessor(Preprocessor):
@@ -337,38 +269,30 @@ class _SlideTreeprocessor(Treeprocessor):
 
     def run(self, root: etree.Element) -> None:
         ctx = self.converter.ctx
-        children = list(root)
-        split = len(children)
-        if ctx.with_notes:
-            found = (i for i, child in enumerate(children) if _is_notes_split(child))
-            split = next(found, split)
+        source = self.converter.source
+        has_images = "![" in source
         images: list[tuple[etree.Element, etree.Element]] = []
-        for top in children[:split]:
-            for parent in top.iter():
-                tag = parent.tag
-                if tag in ("ul", "ol"):
-                    parent.attrib.pop(_MARKER, None)
-                    if parent.get("class") == "fragments":
-                        ctx.fragments += sum(1 for child in parent if child.tag == "li")
-                elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-                    ctx.title = self._plain("".join(parent.itertext()))
-                images.extend((parent, child) for child in parent if child.tag == "img")
-        notes_images: list[tuple[etree.Element, etree.Element]] = []
-        for top in children[split + 1 :]:  # notes: nothing counts towards the slide
-            for parent in top.iter():
+        for parent in root.iter():
+            tag = parent.tag
+            if tag in ("ul", "ol"):
                 parent.attrib.pop(_MARKER, None)
-                notes_images.extend((parent, child) for child in parent if child.tag == "img")
-        for _, img in images + notes_images:
+                if parent.get("class") == "fragments":
+                    ctx.fragments += sum(1 for child in parent if child.tag == "li")
+            elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                ctx.title = self._plain("".join(parent.itertext()))
+            if has_images:
+                images.extend((parent, child) for child in parent if child.tag == "img")
+        backgrounds = [(p, img) for p, img in images if _is_bg(img)]
+        for _, img in images:
             if not _is_bg(img):
                 self._image(img, ctx)
-        backgrounds = [(p, img) for p, img in images if _is_bg(img)]
         if backgrounds:
             self._backgrounds(root, backgrounds, ctx)
-        notes_backgrounds = [(p, img) for p, img in notes_images if _is_bg(img)]
-        if notes_backgrounds:  # taken out as on a slide of their own, then dropped
-            self._backgrounds(root, notes_backgrounds, Context(ctx.resolve_image, ctx.warn))
-        _linkify(root)
-        self._raw_images(ctx)
+        # Cheap tests on the source spare most slides two more walks.
+        if "://" in source:
+            _linkify(root)
+        if "<img" in source or "<IMG" in source:
+            self._raw_images(ctx)
 
     def _raw_images(self, ctx: Context) -> None:
         """``<img src>`` in raw HTML is resolved like a Markdown image."""
@@ -438,10 +362,6 @@ class _SlideTreeprocessor(Treeprocessor):
                 grand = parents.get(parent)
                 if grand is not None:
                     _remove_keeping_tail(grand, parent)
-
-
-def _is_notes_split(element: etree.Element) -> bool:
-    return element.tag == "p" and element.text == NOTES_SPLIT and not len(element)
 
 
 def _is_bg(img: etree.Element) -> bool:
@@ -560,23 +480,6 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 _TRIGGER_TEXTS = frozenset(t for triggers in _TRIGGERS.values() for t in triggers)
 
 
-_NO_JOIN = ("<", "$$", "]:", NOTES_SPLIT)
-"""Text that may leave a block open or define links: content and notes go apart."""
-
-
-def _open_fence(text: str) -> bool:
-    """True when a code fence in ``text`` is still open at its end."""
-    if "``" not in text and "~~" not in text:
-        return False
-    fence: str | None = None
-    for line in text.split("\n"):
-        if fence is None:
-            fence = fence_opening(line)
-        elif closes_fence(line, fence):
-            fence = None
-    return fence is not None
-
-
 class SlideConverter:
     """One reusable Markdown instance with the slide extensions."""
 
@@ -632,34 +535,6 @@ class SlideConverter:
                 if triggers is None or not present.isdisjoint(triggers):
                     registry.register(pattern, name, len(self._patterns) - index)
         self.md.inlinePatterns = self._inline_step.inlinePatterns = registry
-
-    def convert_with_notes(self, text: str, notes: str, ctx: Context) -> tuple[str, str]:
-        """Content and notes HTML; one Markdown pass for both when that is safe.
-
-        Half the conversions of a deck with notes are notes, and each pass has a
-        fixed cost. Joined by a paragraph of its own, the two parts cannot
-        interact unless the content leaves a block open (code fence, raw HTML,
-        display math) or they share link definitions; then they go separately.
-        """
-        if not notes:
-            return self.convert(text, ctx), ""
-        if any(mark in text or mark in notes for mark in _NO_JOIN) or _open_fence(text):
-            return self._convert_apart(text, notes, ctx)
-        joined = replace(ctx, with_notes=True, backgrounds=[])
-        html = self.convert(f"{text}\n\n{NOTES_SPLIT}\n\n{notes}", joined)
-        content, found, notes_html = html.partition(f"<p>{NOTES_SPLIT}</p>")
-        if not found:  # never seen; the separate passes are always right
-            return self._convert_apart(text, notes, ctx)
-        for name in ("backgrounds", "bg_split", "bg_split_size", "fragments", "title", "uses_code"):
-            setattr(ctx, name, getattr(joined, name))
-        return content.strip(), notes_html.strip()
-
-    def _convert_apart(self, text: str, notes: str, ctx: Context) -> tuple[str, str]:
-        notes_ctx = Context(ctx.resolve_image, ctx.warn, ctx.math)
-        html = self.convert(text, ctx)
-        notes_html = self.convert(notes, notes_ctx)
-        ctx.uses_code = ctx.uses_code or notes_ctx.uses_code
-        return html, notes_html
 
     def convert_inline(self, text: str, ctx: Context) -> str:
         """Inline Markdown (header, footer) -> HTML without the paragraph around it."""

@@ -24,10 +24,11 @@ from slidesvc.assets import AssetError, AssetStore, is_inline, is_remote
 from slidesvc.directives import Directive, SlideSource, extract, split_slides
 from slidesvc.errors import DeckError, DeckTooLarge, Diagnostic
 from slidesvc.frontmatter import BadValue, convert, load_yaml, parse_front_matter, scalar
-from slidesvc.markdown_ext import Context, SlideConverter, code_css
+from slidesvc.highlight import code_css
+from slidesvc.markdown_ext import Context, SlideConverter
 from slidesvc.model import ASSET_SCHEME, Deck, DeckMeta, Slide
 from slidesvc.slug import slugify
-from slidesvc.themes import DEFAULT_THEME, Theme, load_theme
+from slidesvc.themes import DEFAULT_THEME, Theme, inline_urls, load_theme
 
 MAX_DECK_BYTES = 8 * 1024 * 1024
 MAX_DECK_ENV = "SLIDESVC_MAX_DECK_BYTES"
@@ -137,7 +138,7 @@ class _Compiler:
         theme = self._theme()
         slides = self._slides(sources)
         meta = self._meta(slides, theme)
-        style = self.settings.get("style", "")
+        style = self._style()
         theme_css = f"{theme.css}\n{style}\n" if style else theme.css
         css = self._code_css(theme) if self.uses_code else ""
         if self.errors:
@@ -192,6 +193,15 @@ class _Compiler:
             theme = load_theme(DEFAULT_THEME, self.path, 0, self.store)
         self.warnings += theme.diagnostics
         return theme
+
+    def _style(self) -> str:
+        """The deck's ``style`` with local ``url()`` files inlined like a theme's."""
+        style: str = self.settings.get("style", "")
+        try:
+            return inline_urls(style, self.path.parent, self.store)
+        except AssetError as exc:
+            self.error(self.lines.get("style", 1), f"style: {exc}")
+            return style
 
     def _code_css(self, theme: Theme) -> str:
         try:
@@ -311,8 +321,12 @@ class _Compiler:
 
     def _slide(self, number: int, source: SlideSource, state: dict[str, Any], math: bool) -> Slide:
         ctx = self._context(source, math)
-        notes_text = "\n\n".join(source.notes)
-        content, notes = self.converter.convert_with_notes(source.content, notes_text, ctx)
+        content = self.converter.convert(source.content, ctx)
+        notes = ""
+        if source.notes:
+            notes_ctx = self._context(source, math)
+            notes = self.converter.convert("\n\n".join(source.notes), notes_ctx)
+            ctx.uses_code = ctx.uses_code or notes_ctx.uses_code
         self.uses_code = self.uses_code or ctx.uses_code
         return Slide(
             number=number,

@@ -168,8 +168,12 @@ def _slide(slide: Slide, images: _Images, notes: bool, width: int) -> str:
     styles = []
     if slide.background:
         styles.append("background:" + images.resolve(slide.background))
+        if "url(" in slide.background and "/" not in slide.background.replace("//", ""):
+            # A bare image fills the slide (as in Marp) instead of tiling.
+            styles.append("background-size:cover;background-position:center")
     if slide.color:
-        styles.append("color:" + slide.color)
+        # Headings follow the directive too: themes colour them separately.
+        styles.append(f"color:{slide.color};--heading-fg:{slide.color}")
     parts = []
     if slide.backgrounds:
         layers = "".join(

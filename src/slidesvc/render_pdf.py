@@ -23,11 +23,10 @@ import math
 import multiprocessing
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,9 +39,12 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from slidesvc import __version__
 from slidesvc.errors import Diagnostic, RenderError
-from slidesvc.model import ASSET_SCHEME, Background, Deck, Slide
+from slidesvc.model import ASSET_SCHEME, Deck, Slide
 from slidesvc.pdf_assemble import Metadata, PageRef, assemble
 from slidesvc.pdf_cache import PageCache, PageEntry, default_cache_dir
+from slidesvc.pdf_html import document as print_document
+from slidesvc.pdf_html import page_body, stylesheet
+from slidesvc.pdf_layout import justify_content, overflow, page_marker
 
 MIN_WEASYPRINT = 70
 """Older releases have SSRF / local-file advisories; we refuse to run with them."""
@@ -116,108 +118,6 @@ class ConfinedFetcher(URLFetcher):  # type: ignore[misc]
     def _refuse(self, url: str, reason: str) -> ValueError:
         self.refused.append((url, reason))
         return ValueError(f"slidesvc refused {url}: {reason}")
-
-
-# --------------------------------------------------------------------------- HTML
-
-
-_MEASURE_PAGES = 5
-"""Slide pages are laid out this many slides tall, then cropped to one slide:
-WeasyPrint drops what does not fit on a page, and the room below the slide
-is where an overflow can be measured."""
-
-
-def _page_css(deck: Deck) -> str:
-    w, h = deck.meta.width, deck.meta.height
-    return (
-        f"@page{{size:{w}px {h * _MEASURE_PAGES}px;margin:0}}"
-        f"@page notes{{size:{w}px {h}px;margin:0}}"
-        f".pdf-notes{{page:notes}}"
-        f".pdf-page{{width:{w}px;height:{h}px}}"
-        f".pdf-page.pdf-notes{{height:auto;min-height:{h}px}}"
-        f"section.slide{{width:{w}px;height:{h}px}}"
-        f":root{{--w:{w}px;--h:{h}px}}"
-    )
-
-
-def stylesheet(deck: Deck) -> str:
-    """All CSS of a deck's PDF: theme, deck style, code colours, print rules."""
-    print_css = resources.files("slidesvc.viewer").joinpath("print.css").read_text("utf-8")
-    return "\n".join((deck.theme_css, deck.code_css, print_css, _page_css(deck)))
-
-
-def _attr(value: str) -> str:
-    return html.escape(value, quote=True)
-
-
-def _split_width(size: str, width: int) -> str:
-    """The image side of a split slide in px, as render_html writes it."""
-    if size.endswith("%"):
-        try:
-            return f"{round(float(size[:-1]) * width / 100)}px"
-        except ValueError:
-            pass
-    return size
-
-
-def slide_section(slide: Slide, width: int) -> str:
-    """One slide as render_html's ``<section class="slide">``, images left as
-    ``slidesvc-asset:`` URLs for the fetcher, notes left out."""
-    classes = ["slide", *slide.classes]
-    styles = []
-    if slide.background:
-        styles.append(f"background:{slide.background}")
-    if slide.color:
-        styles.append(f"color:{slide.color}")
-    parts = []
-    if slide.backgrounds:
-        layers = "".join(
-            f'<div class="bg" style="{_attr(_bg_style(bg))}"></div>' for bg in slide.backgrounds
-        )
-        parts.append(f'<div class="bg-layer">{layers}</div>')
-        if slide.bg_split:
-            classes.append(f"bg-{slide.bg_split}")
-            styles.append(f"--bg-split:{_split_width(slide.bg_split_size, width)}")
-    if slide.header_html:
-        parts.append(f"<header>{slide.header_html}</header>")
-    parts.append(f'<div class="content">{slide.html}</div>')
-    if slide.footer_html:
-        parts.append(f"<footer>{slide.footer_html}</footer>")
-    if slide.paginate:
-        parts.append(f'<span class="page-number">{slide.number}</span>')
-    style = f' style="{_attr(";".join(styles))}"' if styles else ""
-    return (
-        f'<section class="{_attr(" ".join(classes))}" id="{slide.number}"'
-        f' data-title="{_attr(slide.title)}" data-line="{slide.line}"{style}>'
-        + "".join(parts)
-        + "</section>"
-    )
-
-
-def _bg_style(bg: Background) -> str:
-    url = bg.url.replace('"', "%22")
-    return (
-        f'background-image:url("{url}");background-size:{bg.size};background-position:{bg.position}'
-    )
-
-
-def _page_body(slide: Slide, width: int, notes: bool) -> str:
-    body = f'<div class="pdf-page" data-page="{slide.number}">{slide_section(slide, width)}</div>'
-    if notes and slide.notes_html:
-        title = f"Slide {slide.number}" + (f" · {html.escape(slide.title)}" if slide.title else "")
-        body += (
-            f'<div class="pdf-page pdf-notes" data-page="{slide.number}n">'
-            f'<section class="notes-page"><h2>{title}</h2>'
-            f'<div class="notes-body">{slide.notes_html}</div></section></div>'
-        )
-    return body
-
-
-def _document(lang: str, bodies: Sequence[str]) -> str:
-    return (
-        f'<!doctype html><html lang="{_attr(lang)}"><head><meta charset="utf-8"></head>'
-        f'<body><main class="deck">{"".join(bodies)}</main></body></html>'
-    )
 
 
 # --------------------------------------------------------------------------- workers
@@ -303,7 +203,7 @@ def _render_batch_unchecked(job: _BatchJob) -> list[PageEntry]:
     quiet.setLevel(logging.ERROR)  # refusals are reported per slide instead
     try:
         document = HTML(
-            string=_document(job.lang, [s.body for s in job.slides]),
+            string=print_document(job.lang, [s.body for s in job.slides]),
             base_url=folder.as_uri() + "/",
             url_fetcher=fetcher,
         ).render(stylesheets=[css], font_config=state.fonts)
@@ -351,7 +251,7 @@ def _map_pages(
     notes_pages: dict[int, list[int]] = {}
     overflows: dict[int, tuple[float, float]] = {}
     for page in document.pages:
-        marker = _page_marker(page._page_box)
+        marker = page_marker(page._page_box)
         if marker is None:
             continue
         if marker.endswith("n"):
@@ -361,51 +261,13 @@ def _map_pages(
             if number in slide_pages:
                 continue  # never split a slide over two pages
             slide_pages[number] = len(kept)
-            overflows[number] = _overflow(page._page_box)
+            overflows[number] = overflow(page._page_box)
+            justify_content(page._page_box)
         kept.append(page)
     missing = [s.number for s in slides if s.number not in slide_pages]
     if missing:
         raise RenderError(f"slide {missing[0]} produced no PDF page")
     return kept, slide_pages, notes_pages, overflows
-
-
-def _walk(box: Any) -> Iterator[Any]:
-    yield box
-    for child in getattr(box, "children", ()):
-        yield from _walk(child)
-
-
-def _page_marker(page_box: Any) -> str | None:
-    for box in _walk(page_box):
-        element = getattr(box, "element", None)
-        if element is not None and element.get("data-page"):
-            return str(element.get("data-page"))
-    return None
-
-
-def _has_class(box: Any, name: str) -> bool:
-    element = getattr(box, "element", None)
-    if element is None or getattr(box, "element_tag", None) is None:
-        return False
-    return name in (element.get("class") or "").split()
-
-
-def _overflow(page_box: Any) -> tuple[float, float]:
-    """(vertical, horizontal) px by which the slide's content leaves its content box."""
-    section = next((b for b in _walk(page_box) if _has_class(b, "slide")), None)
-    if section is None:
-        return (0.0, 0.0)
-    content = next((b for b in _walk(section) if _has_class(b, "content")), section)
-    top, left = section.content_box_y(), section.content_box_x()
-    bottom, right = top + section.height, left + section.width
-    dy = dx = 0.0
-    for box in _walk(content):
-        if box is content or not hasattr(box, "border_box_y"):
-            continue
-        y, x = box.border_box_y(), box.border_box_x()
-        dy = max(dy, y + box.border_height() - bottom, top - y)
-        dx = max(dx, x + box.border_width() - right, left - x)
-    return (round(dy, 1), round(dx, 1))
 
 
 def _save_fonts(document: Any, cache: PageCache) -> dict[str, str]:
@@ -470,7 +332,7 @@ def _render(
     entries: dict[int, PageEntry] = {}
     slides = deck.slides[:limit] if limit else deck.slides
     for slide in slides:
-        body = _page_body(slide, deck.meta.width, notes)
+        body = page_body(slide, deck.meta.width, notes)
         assets = {**theme_assets, **_used_assets(deck, body)}
         key = _slide_key(css_hash, body, assets)
         entry = cache.get_entry(key)

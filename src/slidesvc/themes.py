@@ -117,14 +117,25 @@ def _load_local(spec: str, deck: Path, line: int, store: AssetStore) -> Theme:
     except (OSError, UnicodeDecodeError) as exc:
         raise DeckError(deck, line, f"cannot read theme {spec}: {exc}") from None
 
+    try:
+        return _theme(spec, inline_urls(css, target.parent, store), [])
+    except AssetError as exc:
+        raise DeckError(deck, line, f"theme {spec}: {exc}") from None
+
+
+def inline_urls(css: str, base: Path, store: AssetStore) -> str:
+    """Local ``url()`` references (relative to folder ``base``) as data URIs.
+
+    Raises `AssetError` for a missing file or one outside the deck's folder;
+    remote and ``data:`` URLs are left alone.
+    """
+    if "url(" not in css:
+        return css
+
     def inline(match: re.Match[str]) -> str:
         ref = match.group("ref")
         if is_remote(ref) or is_inline(ref):
             return match.group(0)
-        try:
-            asset = store.load(ref, target.parent, image=False)
-        except AssetError as exc:
-            raise DeckError(deck, line, f"theme {spec}: {exc}") from None
-        return f'url("{asset.data_uri()}")'
+        return f'url("{store.load(ref, base, image=False).data_uri()}")'
 
-    return _theme(spec, _URL.sub(inline, css), [])
+    return _URL.sub(inline, css)

@@ -111,6 +111,7 @@ def test_keyboard_and_hash_navigation(page: Any, build: Build) -> None:
     page.keyboard.press("ArrowRight")
     assert current(page) == 2
     assert page.url.endswith("#2")
+    assert page.eval_on_selector(".progress > span", "s => s.style.width") == "50%"
     page.keyboard.press("End")
     assert current(page) == 4
     page.keyboard.press("Home")

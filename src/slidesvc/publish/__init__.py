@@ -85,7 +85,7 @@ def format_status(data: dict[str, Any]) -> str:
         note = d.get("deck_error") or d.get("last_error") or ""
         lines.append(
             f"{d['slug']:24} {d['state']:9} {d['pid'] or '-':>7} {_mib(d['rss_bytes']):>9} "
-            f"{d['uptime_s']:>7.0f}s {d['requests']:>8}  {note[:60]}"
+            f"{d['uptime_s']:>7.0f}s {d['requests']:>8}  {note[:60]}".rstrip()
         )
     return "\n".join(lines)
 

@@ -207,8 +207,8 @@ def _publisher_ctx(
         tasks: list[asyncio.Task[None]] = []
         try:
             await publisher.sync()
-            if settings.preload:
-                await _preload(publisher)
+            if settings.preload:  # in the background: the index answers meanwhile
+                tasks.append(asyncio.create_task(_preload(publisher), name="preload"))
             tasks.append(asyncio.create_task(publisher.watch_folder(), name="watch folder"))
             tasks.append(asyncio.create_task(publisher.reap_idle(), name="idle reaper"))
             yield
@@ -360,11 +360,15 @@ async def deck(request: web.Request) -> web.StreamResponse:
                     )
                 return await forward_http(request, publisher.session, url, prefix)
             except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-                # The process died under us. A GET that never reached it is safe to
-                # retry once the crash is noticed (the retry starts a new process).
-                exited = await process.confirm_exit(timeout=1.0)
-                if attempt == 2 or not exited or request.method not in _RETRY_METHODS:
+                if attempt == 2 or request.method not in _RETRY_METHODS:
                     raise DeckUnavailable(slug, "its process stopped answering", 1) from exc
+                # A process that just died, or a keep-alive connection it just closed:
+                # a GET is safe to send again. Give a death a moment to be noticed,
+                # so that the retry starts a new process.
+                refused = isinstance(exc, aiohttp.ClientConnectorError)
+                await process.confirm_exit(timeout=1.0 if refused else 0.1)
+            except aiohttp.ClientError as exc:  # e.g. died in the middle of a small answer
+                raise DeckUnavailable(slug, "its process stopped answering", 1) from exc
         raise AssertionError("unreachable")
     finally:
         process.active -= 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Iterable
 
@@ -20,6 +21,8 @@ import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
+
+log = logging.getLogger("slidesvc.publish")
 
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -137,8 +140,16 @@ async def forward_http(
             status=upstream.status, reason=upstream.reason, headers=headers
         )
         await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            # The deck process went away mid-body. Closing the client's connection
+            # is the only honest answer now: a proper ending would fake a success.
+            log.warning("%s %s: the deck stopped sending (%s)", request.method, request.path, exc)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         await response.write_eof()
         return response
 

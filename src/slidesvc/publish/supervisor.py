@@ -298,8 +298,8 @@ class DeckProcess:
             child_log.info("%s", "\n".join(out))
 
     async def confirm_exit(self, timeout: float) -> bool:
-        """After a refused connection: wait briefly for the process to be seen
-        exiting; True when it did (so a retry will start a new one)."""
+        """After a failed connection: wait briefly for the process to be seen
+        exiting; True when it did (then the next `acquire` starts a new one)."""
         exited = self._exited
         if exited is None:
             return True
@@ -390,6 +390,9 @@ class Supervisor:
     async def acquire(self, slug: str) -> str:
         """The URL of the deck's healthy process (KeyError for an unknown deck)."""
         deck = self.decks[slug]
+        if deck.state is DeckState.RUNNING:  # the hot path: no extra awaits
+            deck.last_used = time.monotonic()
+            return deck.url
         if deck.needs_start:
             deck.check_startable()
             # Making room and starting happen under one lock, so concurrent first

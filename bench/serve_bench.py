@@ -1,0 +1,244 @@
+"""Benchmark one deck process against nginx serving the same bytes.
+
+    .venv/bin/python bench/serve_bench.py [--deck decks/x.md | --artifacts DIR]
+                                          [--duration 10] [--connections 50]
+
+Measures, on loopback and in one run: requests/s and p50/p99 latency of
+`/` and `/embed` with wrk (deck process vs. nginx with one worker serving
+the very bytes the deck process answers), idle RSS of the deck process, time
+from process start to its first 200, and live-follow fan-out (500 WebSocket
+followers, p99 delay from a presenter move to its arrival). Prints a table.
+Both servers keep their access log on (written to a file), as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.request import Request, urlopen
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+TOKEN = "bench-presenter-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_artifacts(out: Path, deck: Path | None) -> Path:
+    """A built artifact folder: from a real deck when the build side can, else synthetic."""
+    if deck is not None:
+        from slidesvc.build import build_artifacts
+
+        build_artifacts(deck, out, pdf=False)
+        return out
+    sys.path.insert(0, str(ROOT / "tests"))
+    from server_fixtures import make_artifacts as synthetic, write_artifacts
+
+    return write_artifacts(out, synthetic(slides=30, title="Bench deck"))
+
+
+def wait_200(url: str, timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            with urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return time.monotonic()
+        except OSError:
+            time.sleep(0.002)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        lat[pct] = float(m.group(1)) * scale
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} error responses\n{out}")
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"]}
+
+
+def start_nginx(root: Path, port: int, tmp: Path) -> subprocess.Popen[bytes]:
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {tmp}/nginx-access.log;
+    client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+    uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+    sendfile on; tcp_nopush on; tcp_nodelay on;
+    keepalive_requests 1000000;
+    default_type text/html;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location = / {{ try_files /index.html =404; }}
+        location = /embed {{ try_files /embed.html =404; }}
+    }}
+}}
+"""
+    )
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)])
+    wait_200(f"http://127.0.0.1:{port}/")
+    return proc
+
+
+async def fanout(base: str, followers: int, moves: int) -> list[float]:
+    """Delays (ms) between a presenter's move and each follower receiving it."""
+    import aiohttp
+
+    ws_url = base.replace("http://", "ws://") + "live"
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as fans, aiohttp.ClientSession() as pres:
+        sockets = [await fans.ws_connect(ws_url) for _ in range(followers)]
+        for ws in sockets:
+            await ws.receive_json()
+        await pres.post(base + "presenter", data={"token": TOKEN}, allow_redirects=False)
+        presenter = await pres.ws_connect(ws_url)
+        await presenter.receive_json()
+        for ws in sockets:  # drain "presenter connected"
+            await ws.receive_json()
+        delays: list[float] = []
+        for i in range(moves):
+            slide = 2 + i % 5
+            sent = time.perf_counter()
+
+            async def arrival(ws: aiohttp.ClientWebSocketResponse) -> float:
+                while True:
+                    msg = json.loads((await ws.receive()).data)
+                    if msg.get("type") == "position" and msg["slide"] == slide:
+                        return (time.perf_counter() - sent) * 1000
+
+            await presenter.send_str(json.dumps({"slide": slide, "fragment": 0}))
+            delays += await asyncio.gather(*(arrival(ws) for ws in sockets))
+            await asyncio.sleep(0.05)
+        for ws in sockets:
+            await ws.close()
+        await presenter.close()
+    return delays
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--deck", type=Path, help="build this deck (default: a synthetic 30-slide deck)")
+    parser.add_argument("--artifacts", type=Path, help="serve this prebuilt artifact folder")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--followers", type=int, default=500)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (apt-get install wrk nginx-light)", file=sys.stderr)
+            return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="slidesvc-bench-"))
+    folder = args.artifacts or make_artifacts(tmp / "artifacts", args.deck)
+    port, nginx_port = free_port(), free_port()
+    log = open(tmp / "slidesvc-access.log", "w")  # noqa: SIM115 - lives for the whole run
+    env = {**os.environ, "SLIDESVC_PRESENTER_TOKEN": TOKEN}
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [PY, "-m", "slidesvc.server", "--artifacts", str(folder), "--port", str(port)],
+        stdout=log, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/"
+    first_200 = wait_200(base + "healthz") - started
+    nginx = None
+    rows: list[tuple[str, str]] = []
+    try:
+        # nginx serves exactly the bytes the deck process answers
+        web_root = tmp / "www"
+        web_root.mkdir()
+        for path, name in (("", "index.html"), ("embed", "embed.html")):
+            req = Request(base + path, headers={"Accept-Encoding": "identity"})
+            with urlopen(req) as resp:
+                (web_root / name).write_bytes(resp.read())
+        nginx = start_nginx(web_root, nginx_port, tmp)
+        time.sleep(0.5)
+        idle_rss = rss_mb(server.pid)
+
+        results = {}
+        for path in ("", "embed"):
+            for name, url in (("slidesvc", base + path), ("nginx", f"http://127.0.0.1:{nginx_port}/{path}")):
+                wrk(url, 2, args.connections)  # warm-up
+                results[(name, path)] = wrk(url, args.duration, args.connections)
+        delays = asyncio.run(fanout(base, args.followers, moves=10))
+    finally:
+        if nginx is not None:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(10)
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        log.close()
+
+    size = (web_root / "index.html").stat().st_size
+    print(f"\nslidesvc bench: {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
+          f"-d{args.duration}s, page {size / 1024:.0f} KiB, nginx 1 worker\n")  # fmt: skip
+    print(f"| route | server | req/s | p50 ms | p99 ms | vs nginx |")
+    print("|---|---|---:|---:|---:|---:|")
+    for path in ("", "embed"):
+        ref = results[("nginx", path)]["rps"]
+        for name in ("slidesvc", "nginx"):
+            r = results[(name, path)]
+            print(f"| /{path} | {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
+                  f"| {100 * r['rps'] / ref:.0f}% |")  # fmt: skip
+    rows = [
+        ("idle RSS of the deck process", f"{idle_rss:.1f} MB (target < 45 MB)"),
+        ("process start to first 200", f"{first_200 * 1000:.0f} ms (target < 500 ms)"),
+        (f"live fan-out, {args.followers} followers, p50",
+         f"{pct(delays, 50):.1f} ms"),  # fmt: skip
+        (f"live fan-out, {args.followers} followers, p99",
+         f"{pct(delays, 99):.1f} ms (target < 200 ms)"),  # fmt: skip
+    ]
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

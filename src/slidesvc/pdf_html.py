@@ -1,0 +1,115 @@
+"""The HTML and CSS of a deck's print document (what WeasyPrint lays out).
+
+Each slide becomes a fixed-size ``.pdf-page`` box holding the same
+``<section class="slide">`` markup that render_html writes (images stay
+``slidesvc-asset:`` URLs, for render_pdf's fetcher to serve), optionally
+followed by a notes page. The stylesheet is the deck's theme, its code
+colours, ``viewer/print.css`` and the page-size rules of the deck's aspect.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from importlib import resources
+
+from slidesvc.model import Background, Deck, Slide
+
+MEASURE_PAGES = 5
+"""Slide pages are laid out this many slides tall, then cropped to one slide:
+WeasyPrint drops what does not fit on a page, and the room below the slide
+is where an overflow can be measured."""
+
+
+def page_css(deck: Deck) -> str:
+    w, h = deck.meta.width, deck.meta.height
+    return (
+        f"@page{{size:{w}px {h * MEASURE_PAGES}px;margin:0}}"
+        f"@page notes{{size:{w}px {h}px;margin:0}}"
+        f".pdf-notes{{page:notes}}"
+        f".pdf-page{{width:{w}px;height:{h}px}}"
+        f".pdf-page.pdf-notes{{height:auto;min-height:{h}px}}"
+        f"section.slide{{width:{w}px;height:{h}px}}"
+        f":root{{--w:{w}px;--h:{h}px}}"
+    )
+
+
+def stylesheet(deck: Deck) -> str:
+    """All CSS of a deck's PDF: theme, deck style, code colours, print rules."""
+    print_css = resources.files("slidesvc.viewer").joinpath("print.css").read_text("utf-8")
+    return "\n".join((deck.theme_css, deck.code_css, print_css, page_css(deck)))
+
+
+def _attr(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def _split_width(size: str, width: int) -> str:
+    """The image side of a split slide in px, as render_html writes it."""
+    if size.endswith("%"):
+        try:
+            return f"{round(float(size[:-1]) * width / 100)}px"
+        except ValueError:
+            pass
+    return size
+
+
+def slide_section(slide: Slide, width: int) -> str:
+    """One slide as render_html's ``<section class="slide">``, images left as
+    ``slidesvc-asset:`` URLs for the fetcher, notes left out."""
+    classes = ["slide", *slide.classes]
+    styles = []
+    if slide.background:
+        styles.append(f"background:{slide.background}")
+    if slide.color:
+        styles.append(f"color:{slide.color}")
+    parts = []
+    if slide.backgrounds:
+        layers = "".join(
+            f'<div class="bg" style="{_attr(_bg_style(bg))}"></div>' for bg in slide.backgrounds
+        )
+        parts.append(f'<div class="bg-layer">{layers}</div>')
+        if slide.bg_split:
+            classes.append(f"bg-{slide.bg_split}")
+            styles.append(f"--bg-split:{_split_width(slide.bg_split_size, width)}")
+    if slide.header_html:
+        parts.append(f"<header>{slide.header_html}</header>")
+    parts.append(f'<div class="content">{slide.html}</div>')
+    if slide.footer_html:
+        parts.append(f"<footer>{slide.footer_html}</footer>")
+    if slide.paginate:
+        parts.append(f'<span class="page-number">{slide.number}</span>')
+    style = f' style="{_attr(";".join(styles))}"' if styles else ""
+    return (
+        f'<section class="{_attr(" ".join(classes))}" id="{slide.number}"'
+        f' data-title="{_attr(slide.title)}" data-line="{slide.line}"{style}>'
+        + "".join(parts)
+        + "</section>"
+    )
+
+
+def _bg_style(bg: Background) -> str:
+    url = bg.url.replace('"', "%22")
+    return (
+        f'background-image:url("{url}");background-size:{bg.size};background-position:{bg.position}'
+    )
+
+
+def page_body(slide: Slide, width: int, notes: bool) -> str:
+    body = f'<div class="pdf-page" data-page="{slide.number}">{slide_section(slide, width)}</div>'
+    if notes and slide.notes_html:
+        title = f"Slide {slide.number}" + (f" · {html.escape(slide.title)}" if slide.title else "")
+        body += (
+            f'<div class="pdf-page pdf-notes" data-page="{slide.number}n">'
+            f'<section class="notes-page"><h2>{title}</h2>'
+            f'<div class="notes-body">{slide.notes_html}</div></section></div>'
+        )
+    return body
+
+
+def document(lang: str, bodies: Sequence[str]) -> str:
+    return (
+        f'<!doctype html><html lang="{_attr(lang)}"><head><meta charset="utf-8"></head>'
+        f'<body><main class="deck">{"".join(bodies)}</main></body></html>'
+    )
