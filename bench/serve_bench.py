@@ -125,15 +125,17 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
 
     ws_url = base.replace("http://", "ws://") + "live"
     conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as fans, aiohttp.ClientSession() as pres:
+    async with aiohttp.ClientSession(connector=conn) as fans, aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True)  # the cookie comes from an IP address
+    ) as pres:
         sockets = [await fans.ws_connect(ws_url) for _ in range(followers)]
         for ws in sockets:
-            await ws.receive_json()
+            await ws.receive_json(timeout=10)
         await pres.post(base + "presenter", data={"token": TOKEN}, allow_redirects=False)
         presenter = await pres.ws_connect(ws_url)
         await presenter.receive_json()
         for ws in sockets:  # drain "presenter connected"
-            await ws.receive_json()
+            await ws.receive_json(timeout=10)
         delays: list[float] = []
         for i in range(moves):
             slide = 2 + i % 5
@@ -141,7 +143,7 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
 
             async def arrival(ws: aiohttp.ClientWebSocketResponse) -> float:
                 while True:
-                    msg = json.loads((await ws.receive()).data)
+                    msg = json.loads((await ws.receive(timeout=10)).data)
                     if msg.get("type") == "position" and msg["slide"] == slide:
                         return (time.perf_counter() - sent) * 1000
 
@@ -152,6 +154,10 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
             await ws.close()
         await presenter.close()
     return delays
+
+
+def note(text: str) -> None:
+    print(f"... {text}", file=sys.stderr, flush=True)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -194,6 +200,7 @@ def main() -> int:
             req = Request(base + path, headers={"Accept-Encoding": "identity"})
             with urlopen(req) as resp:
                 (web_root / name).write_bytes(resp.read())
+        note("starting nginx")
         nginx = start_nginx(web_root, nginx_port, tmp)
         time.sleep(0.5)
         idle_rss = rss_mb(server.pid)
@@ -201,8 +208,10 @@ def main() -> int:
         results = {}
         for path in ("", "embed"):
             for name, url in (("slidesvc", base + path), ("nginx", f"http://127.0.0.1:{nginx_port}/{path}")):
+                note(f"wrk {name} /{path}")
                 wrk(url, 2, args.connections)  # warm-up
                 results[(name, path)] = wrk(url, args.duration, args.connections)
+        note(f"live fan-out to {args.followers} followers")
         delays = asyncio.run(fanout(base, args.followers, moves=10))
     finally:
         if nginx is not None:

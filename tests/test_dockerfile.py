@@ -29,7 +29,7 @@ from slidesvc.image import WHEEL_TARGET, build_image
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 BASE_TAG = "localhost/slidesvc-test/bookworm-python:1"
-IMAGE_TAG = "localhost/slidesvc-test/dockerfile:1"
+IMAGE_TAG = f"localhost/slidesvc-test/dockerfile:{os.getpid()}"
 MIRROR = os.environ.get("SLIDESVC_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # debootstrap does not resolve virtual packages: python3-distutils provides python3.11-venv's
 # python3.11-distutils.
@@ -83,7 +83,7 @@ def base_image(podman: str, tmp_path_factory: pytest.TempPathFactory) -> str:
             for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
                 deb.unlink()
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".partial")
+            partial = cached.with_suffix(f".{os.getpid()}.partial")
             run("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), ".")
             partial.replace(cached)
         finally:
@@ -207,7 +207,7 @@ def test_slidesvc_image_on_a_debian_base_from_docker_save(
     run(podman, "save", "--format", "docker-archive", "-o", str(saved), base_image)
     artifacts = make_artifacts(tmp_path / "artifacts", "on-debian", "On Debian")
     out = tmp_path / "image.tar"
-    tag = "localhost/slidesvc-test/on-debian:1"
+    tag = f"localhost/slidesvc-test/on-debian:{os.getpid()}"
     result = build_image(
         None, out, fmt="docker-archive", base=saved, artifacts_dir=artifacts, tag=tag
     )

@@ -216,3 +216,10 @@ def test_plain_front_matter_reads_like_yaml(items: list[tuple[str, str]]) -> Non
     assert [(k, v, line) for k, v, _, line in simple] == [
         (k, v, line) for k, v, _, line in expected
     ]
+
+
+def test_control_characters_are_an_error_with_line() -> None:
+    """YAML refuses control characters; the error names the line."""
+    with pytest.raises(DeckError) as info:
+        parse_front_matter(["---", "title: x", "author: a\x1bb", "---"], DECK)
+    assert info.value.line == 3 and "U+001B" in info.value.message

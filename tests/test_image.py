@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import pytest
 
 from slidesvc import debbase, oci
 from slidesvc.errors import ImageBuildError
-from slidesvc.image import build_image, dependency_pins, serving_modules
+from slidesvc.image import build_image, dependency_pins, serving_modules, wheel_entries
 
 EPOCH = 1_700_000_000
 ENV = {"SOURCE_DATE_EPOCH": str(EPOCH)}
@@ -256,7 +257,7 @@ def test_extension_modules_are_kept_only_with_their_libraries(built: Layout) -> 
         n.rsplit("/", 1)[-1].split(".")[0] for n in built.layer_names(0) if "/lib-dynload/" in n
     ]
     assert {"_asyncio", "_json", "_contextvars"} <= set(dynload)
-    assert not {"_ssl", "_sqlite3", "readline", "_testcapi"} & set(dynload)
+    assert not {"_ssl", "_sqlite3", "readline", "_testcapi", "_xxtestfuzz"} & set(dynload)
 
 
 def test_python_files_come_with_unchecked_hash_bytecode(built: Layout) -> None:
@@ -293,6 +294,16 @@ def test_deck_layer_holds_only_serving_code_and_artifacts(built: Layout) -> None
     }
     root = Path(serving_modules()[0]).parent.parent
     assert code == {p.relative_to(root).as_posix() for p in serving_modules()}
+
+
+def test_public_images_leave_the_private_artifacts_out(
+    decks: dict[str, Path], tmp_path: Path
+) -> None:
+    """--public: no presenter view and no notes in the deck layer."""
+    proc = run_cli("--artifacts", str(decks["talk"]), "-o", str(tmp_path / "out"), "--public")
+    assert proc.returncode == 0, proc.stderr
+    names = read_layout(tmp_path / "out").layer_names(2)
+    assert "deck/index.html" in names and "deck/presenter.html" not in names
 
 
 def test_dependency_layer_holds_aiohttp_and_its_requirements_only(built: Layout) -> None:
@@ -442,6 +453,34 @@ def test_output_over_a_foreign_folder_is_refused(decks: dict[str, Path], tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
 
 
+def test_output_kinds_do_not_replace_each_other(decks: dict[str, Path], tmp_path: Path) -> None:
+    """A layout over a file, or an archive over a folder, is refused before any work."""
+    (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / "folder").mkdir()
+    proc = run_cli("--artifacts", str(decks["talk"]), "-o", str(tmp_path / "notes.txt"))
+    assert proc.returncode == 1 and "not an OCI layout folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli(
+        "--artifacts", str(decks["talk"]), "-o", str(tmp_path / "folder"), "--format", "oci-archive"
+    )
+    assert proc.returncode == 1 and "an archive needs a file name" in proc.stderr
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.txt"]
+
+
+def test_rebuilding_over_an_earlier_layout_replaces_it(
+    decks: dict[str, Path], tmp_path: Path
+) -> None:
+    """-o naming an earlier image layout replaces it whole, leaving no temporary folders."""
+    out = tmp_path / "talk"
+    build_image(None, out, artifacts_dir=decks["other"], env=ENV)
+    build_image(None, out, artifacts_dir=decks["talk"], env=ENV)
+    layout = read_layout(out)
+    assert layout.config["config"]["Labels"]["dev.slidesvc.deck.slug"] == "talk"
+    assert len(list((out / "blobs" / "sha256").iterdir())) == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["talk"]
+
+
 @pytest.mark.parametrize("ref", ["talk:1", "noregistry/talk:1", "127.0.0.1:5000/"])
 def test_push_reference_needs_a_registry(ref: str) -> None:
     """--push needs REGISTRY/NAME:TAG."""
@@ -464,6 +503,22 @@ def test_duplicate_paths_in_a_layer_are_refused() -> None:
         oci.layer_tar([oci.file("a", b"1"), oci.file("a", b"2")], 0)
     with pytest.raises(ImageBuildError, match="bad path"):
         oci.layer_tar([oci.file("../etc/passwd", b"x")], 0)
+
+
+def test_wheel_escaping_its_folder_is_refused(tmp_path: Path) -> None:
+    """A wheel member like ../../etc/passwd never lands in a layer."""
+    wheel = tmp_path / "evil-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("evil/__init__.py", "")
+        zf.writestr("../../etc/passwd", "root::0:0::/:/bin/sh\n")
+    with pytest.raises(ImageBuildError, match="unsafe path"):
+        wheel_entries([wheel])
+
+
+def test_broken_elf_is_a_clear_error() -> None:
+    """A truncated ELF header is reported, not a struct.error traceback."""
+    with pytest.raises(ImageBuildError, match="broken ELF"):
+        debbase.elf_needed(b"\x7fELF\x02\x01" + b"\0" * 20)
 
 
 def test_not_a_deb_is_a_clear_error(tmp_path: Path) -> None:

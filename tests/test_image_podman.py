@@ -4,7 +4,9 @@ The image is built once per session from a real deck through the CLI
 (`slidesvc image DECK.md`), so the artifacts, the PDF and the server are the
 real ones. Podman runs rootful with runc and host networking (see
 scripts/container-setup.sh); the registry is Debian's docker-registry on
-127.0.0.1:5000, started and stopped here.
+127.0.0.1:5000 (another free port when a concurrent run holds it), started
+and stopped here. Image tags carry the test process id, so concurrent runs
+do not remove each other's images.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 [engine]
 runtime = "runc"
 """
-REGISTRY = "127.0.0.1:5000"
+TAG = f"localhost/slidesvc-test/containers:{os.getpid()}"
+"""Unique per test session, so that concurrent runs never remove each other's images."""
 
 
 def free_port() -> int:
@@ -120,7 +123,7 @@ def deck_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "--format",
             fmt,
         ]
-        command += ["--tag", "localhost/slidesvc-test/containers:1"]
+        command += ["--tag", TAG]
         proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
         assert proc.returncode == 0, proc.stderr
     return outputs
@@ -130,9 +133,9 @@ def deck_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def loaded(podman: str, deck_image: dict[str, Path]) -> Iterator[str]:
     """The image loaded into podman's store; removed afterwards."""
     out = run(podman, "load", "-i", str(deck_image["archive"])).stdout
-    assert "localhost/slidesvc-test/containers:1" in out
-    yield "localhost/slidesvc-test/containers:1"
-    run(podman, "rmi", "-f", "localhost/slidesvc-test/containers:1", check=False)
+    assert TAG in out
+    yield TAG
+    run(podman, "rmi", "-f", TAG, check=False)
 
 
 @pytest.fixture
@@ -185,7 +188,7 @@ def test_umoci_unpacks_it_into_a_runtime_bundle(
         umoci,
         "unpack",
         "--image",
-        f"{deck_image['layout']}:localhost/slidesvc-test/containers:1",
+        f"{deck_image['layout']}:{TAG}",
         str(bundle),
     )
     rootfs = bundle / "rootfs"
@@ -272,13 +275,11 @@ def test_first_answer_comes_quickly(podman: str, loaded: str) -> None:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's docker-registry on 127.0.0.1:5000, storing in a temp dir."""
+    """Debian's docker-registry on 127.0.0.1 (port 5000 when free), storing in a temp dir."""
     binary = require_tool("docker-registry")
     with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", 5000)) == 0:
-            pytest.fail(
-                "127.0.0.1:5000 is taken; the registry test needs it (stop the other registry)"
-            )
+        port = 5000 if s.connect_ex(("127.0.0.1", 5000)) != 0 else free_port()
+    address = f"127.0.0.1:{port}"
     root = tmp_path_factory.mktemp("registry")
     config = root / "config.yml"
     config.write_text(
@@ -289,15 +290,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             storage:
               filesystem: {{rootdirectory: {root / "data"}}}
               delete: {{enabled: true}}
-            http: {{addr: "{REGISTRY}"}}
+            http: {{addr: "{address}"}}
             """
         )
     )
     log = (root / "registry.log").open("wb")
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(f"http://{REGISTRY}/v2/", 20)
-        yield REGISTRY
+        wait_for(f"http://{address}/v2/", 20)
+        yield address
     finally:
         proc.terminate()
         proc.wait(10)

@@ -281,3 +281,32 @@ def test_clashing_slugs_are_refused(tmp_path: Path) -> None:
     (tmp_path / "my-talk.md").write_text("# b\n")
     proc = run_k8s(str(tmp_path), "-o", str(tmp_path / "out"))
     assert proc.returncode == 1 and "same slug 'my-talk'" in proc.stderr
+
+
+def test_without_images_the_digests_are_those_of_slidesvc_image(tmp_path: Path) -> None:
+    """Built here, a deck's image has the digest `slidesvc image` gives it (reproducible builds)."""
+    decks = tmp_path / "decks"
+    decks.mkdir()
+    (decks / "short.md").write_text("# Short\n\nOne slide.\n")
+    proc = run_k8s(str(decks), "-o", str(tmp_path / "k8s"), "--image-prefix", PREFIX)
+    assert proc.returncode == 0, proc.stderr
+    image = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slidesvc",
+            "image",
+            str(decks / "short.md"),
+            "-o",
+            str(tmp_path / "img"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **ENV},
+        timeout=600,
+    )
+    assert image.returncode == 0, image.stderr
+    (deployment, _) = yaml.safe_load_all((tmp_path / "k8s" / "short.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"{PREFIX}/short@{layout_digest(tmp_path / 'img')}"

@@ -484,3 +484,42 @@ def test_style_urls_are_inlined_and_confined(write_deck: WriteDeck, tmp_path: Pa
     with pytest.raises(DeckError) as info:
         load_deck(write_deck("---\ntitle: x\nstyle: 'h1 { background: url(b.png) }'\n---\n# A\n"))
     assert info.value.line == 3 and "b.png" in info.value.message
+
+
+def test_big_decks_convert_in_two_processes_with_the_same_result(
+    write_deck: WriteDeck, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forked half gives exactly the slides, findings and assets of one process."""
+    import os
+
+    from slidesvc import parse
+
+    (tmp_path / "a.png").write_bytes(PNG)
+    (tmp_path / "b.gif").write_bytes(GIF)
+    slides = [
+        f"# S{i}\n\n* x\n* y\n\n```python\nx = {i}\n```\n\n![](a.png)\n"
+        + ("![](b.gif)\n![](https://example.org/r.png)\n$\\frac{a$\n" if i % 3 else "")
+        + f"\n???\nnote {i}\n"
+        for i in range(12)
+    ]
+    path = write_deck("\n---\n".join(slides))
+    serial = load_deck(path)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(parse, "PARALLEL_MIN_SLIDES", 4)
+    monkeypatch.setattr(parse, "_can_fork", lambda: True)
+    monkeypatch.setattr(os, "fork", counting_fork)
+    parallel = load_deck(path)
+    assert len(forks) == 1
+    assert parallel.slides == serial.slides
+    assert parallel.assets == serial.assets and list(parallel.assets) == list(serial.assets)
+    assert parallel.diagnostics == serial.diagnostics
+    assert parallel.code_css == serial.code_css and parallel.content_hash == serial.content_hash
+    assert sum("remote image" in d.message for d in parallel.diagnostics) == 1

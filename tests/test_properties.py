@@ -75,7 +75,14 @@ def separators_outside_fences(lines: list[str]) -> int:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.one_of(ANY_TEXT, st.lists(st.one_of(LINES, ANY_TEXT), max_size=30).map("\n".join)))
+@given(
+    text=st.one_of(
+        ANY_TEXT,
+        st.lists(st.one_of(LINES, ANY_TEXT), max_size=30).map("\n".join),
+        st.tuples(ANY_TEXT, ANY_TEXT).map(lambda t: f"---\ntitle: {t[0]}\n---\n{t[1]}"),
+        st.tuples(ANY_TEXT, ANY_TEXT).map(lambda t: f"<!-- style: |\n{t[0]}\n-->\n{t[1]}"),
+    )
+)
 def test_never_crashes(folder: Path, text: str) -> None:
     """Any text either compiles or raises DeckError; nothing else escapes."""
     try:

@@ -162,6 +162,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["oci", "oci-archive", "docker-archive"], default="oci")
     p.add_argument("--base", default=None, help="base image: OCI layout dir or docker-save archive")
     p.add_argument("--push", default=None, metavar="REGISTRY/NAME:TAG")
+    p.add_argument("--public", action="store_true",
+                   help="leave out the presenter view and the notes PDF (for public registries)")
     p.add_argument("--tag", default=None, help="image reference to record (default localhost/slidesvc/<slug>:<version>)")
 
     p = add("k8s", _cmd_k8s, "write Kubernetes (or Knative) manifests for every deck")

@@ -25,6 +25,7 @@ import shutil
 import struct
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -104,17 +105,22 @@ def fetch_packages(names: Sequence[str] = PACKAGES, cache: Path | None = None) -
     missing = [name for name, path in wanted.items() if not path.is_file()]
     if missing:
         args = [f"{name}={versions[name]}" for name in missing]
-        proc = subprocess.run(
-            ["apt-get", "download", "-q", *args],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise ImageBuildError(
-                f"apt-get download {' '.join(args)} failed:\n{proc.stderr.strip()}"
+        # Download next to the cache and move complete files in, so that a
+        # concurrent build never reads a half-written package.
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
+            proc = subprocess.run(
+                ["apt-get", "download", "-q", *args],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
             )
+            if proc.returncode != 0:
+                raise ImageBuildError(
+                    f"apt-get download {' '.join(args)} failed:\n{proc.stderr.strip()}"
+                )
+            for deb in Path(tmp).glob("*.deb"):
+                deb.replace(folder / deb.name)
     packages = []
     for name, path in wanted.items():
         if not path.is_file():

@@ -115,7 +115,10 @@ def load_yaml(text: str) -> Any:
     """``text`` loaded with the strict loader, or None when it is not safe, valid YAML."""
     import yaml
 
-    loader = _strict_loader()(text)
+    try:
+        loader = _strict_loader()(text)  # the reader already refuses control characters
+    except yaml.YAMLError:
+        return None
     try:
         return loader.get_single_data()
     except (_Rejected, yaml.YAMLError, ValueError):
@@ -186,7 +189,7 @@ def _simple_entries(lines: list[str]) -> list[Entry] | None:
     for offset, line in enumerate(lines):
         if not line.strip() or line.startswith("#"):
             continue
-        match = _SIMPLE_LINE.match(line)
+        match = _SIMPLE_LINE.match(line) if line.isprintable() else None
         if match is None:
             return None
         key, raw = match.group(1), match.group(2) or ""
@@ -213,7 +216,14 @@ def _yaml_entries(text: str, path: Path) -> list[Entry]:
     """Entries of any YAML mapping, composed safely so every key knows its line."""
     import yaml
 
-    loader = _strict_loader()(text)
+    try:
+        loader = _strict_loader()(text)
+    except yaml.reader.ReaderError as exc:  # control characters
+        raise DeckError(
+            path,
+            text.count("\n", 0, exc.position) + 2,
+            f"front matter contains the control character U+{exc.character:04X}: remove it",
+        ) from None
     try:
         root = loader.get_single_node()
     except _Rejected as exc:

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import slidesvc
-from slidesvc import debbase, oci
+from slidesvc import artifacts, debbase, oci
 from slidesvc.errors import ImageBuildError
 
 Format = Literal["oci", "oci-archive", "docker-archive"]
@@ -134,13 +134,16 @@ def fetch_wheels(pins: dict[str, str], cache: Path) -> list[Path]:
         f"{name}=={version}" for name, version in pins.items() if cached(name, version) is None
     ]
     if missing:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *WHEEL_TARGET]
-        command += ["-d", str(folder), *missing]
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise ImageBuildError(
-                f"pip download {' '.join(missing)} failed:\n{proc.stderr.strip()}"
-            )
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            command += [*WHEEL_TARGET, "-d", tmp, *missing]
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise ImageBuildError(
+                    f"pip download {' '.join(missing)} failed:\n{proc.stderr.strip()}"
+                )
+            for downloaded in Path(tmp).glob("*.whl"):
+                downloaded.replace(folder / downloaded.name)  # whole files only: concurrency
     wheels = []
     for name, version in pins.items():
         wheel = cached(name, version)
@@ -252,8 +255,14 @@ def dockerfile_stage(deck: str, out: str) -> int:
     return 0
 
 
-def deck_entries(artifacts_dir: Path, modules: Sequence[Path] | None = None) -> list[oci.Entry]:
-    """The deck layer: the serving modules of slidesvc and the deck's artifact files."""
+def deck_entries(
+    artifacts_dir: Path, modules: Sequence[Path] | None = None, *, public: bool = False
+) -> list[oci.Entry]:
+    """The deck layer: the serving modules of slidesvc and the deck's artifact files.
+
+    With `public`, the private artifacts (presenter view, notes PDF) stay out,
+    for images pushed where anyone may pull them.
+    """
     modules = modules if modules is not None else serving_modules()
     root = Path(slidesvc.__file__).parent.parent
     entries = [
@@ -261,7 +270,8 @@ def deck_entries(artifacts_dir: Path, modules: Sequence[Path] | None = None) -> 
         for path in modules
     ]
     for path in sorted(artifacts_dir.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
+        private = public and path.name in artifacts.PRIVATE_FILES
+        if path.is_file() and not path.name.startswith(".") and not private:
             entries.append(oci.file(f"{DECK_DIR}/{path.name}", path.read_bytes()))
     return entries
 
@@ -393,8 +403,9 @@ def dependency_layer(cache: Path, mtime: int) -> oci.Layer:
     )
 
 
-def deck_layer(artifacts_dir: Path, mtime: int) -> oci.Layer:
-    return oci.Layer.from_entries(with_bytecode(deck_entries(artifacts_dir)), mtime, "deck")
+def deck_layer(artifacts_dir: Path, mtime: int, *, public: bool = False) -> oci.Layer:
+    entries = with_bytecode(deck_entries(artifacts_dir, public=public))
+    return oci.Layer.from_entries(entries, mtime, "deck")
 
 
 # --- the image -------------------------------------------------------------------------------
@@ -464,6 +475,7 @@ def assemble(
     base: Path | None = None,
     cache: Path | None = None,
     mtime: int = 0,
+    public: bool = False,
 ) -> oci.Image:
     """The deck's image (not yet written anywhere) from a built artifact folder."""
     deck_json = artifacts_dir / "deck.json"
@@ -471,10 +483,15 @@ def assemble(
         raise ImageBuildError(
             f"{artifacts_dir}: not a deck artifact folder (needs index.html and deck.json)"
         )
-    deck = json.loads(deck_json.read_bytes())
+    try:
+        deck = json.loads(deck_json.read_bytes())
+    except ValueError as exc:
+        raise ImageBuildError(f"{deck_json}: not valid JSON: {exc}") from exc
+    if not isinstance(deck, dict) or not deck.get("slug"):
+        raise ImageBuildError(f"{deck_json}: no deck slug; rebuild the artifacts")
     cache = cache or debbase.cache_dir()
     base_img, labels = base_image(base, cache, mtime)
-    layers = (dependency_layer(cache, mtime), deck_layer(artifacts_dir, mtime))
+    layers = (dependency_layer(cache, mtime), deck_layer(artifacts_dir, mtime, public=public))
     created = _timestamp(mtime)
     labels |= {
         "org.opencontainers.image.title": str(deck.get("title") or deck.get("slug")),
@@ -508,6 +525,7 @@ def build_image(
     artifacts_dir: Path | None = None,
     cache: Path | None = None,
     env: dict[str, str] | None = None,
+    public: bool = False,
 ) -> ImageResult:
     """`slidesvc image`: compile the deck (unless `artifacts_dir` is given), assemble, write, push.
 
@@ -515,6 +533,9 @@ def build_image(
     after it was written.
     """
     mtime = source_date_epoch(env)
+    oci.check_output(out, folder=fmt == "oci")
+    if push:
+        oci.Reference.parse(push)
     with tempfile.TemporaryDirectory(prefix="slidesvc-image-") as tmp:
         if artifacts_dir is None:
             from slidesvc.build import build_artifacts
@@ -522,8 +543,8 @@ def build_image(
             if deck_path is None:
                 raise ImageBuildError("slidesvc image needs a deck or an artifact folder")
             artifacts_dir = Path(tmp) / "artifacts"
-            build_artifacts(deck_path, artifacts_dir, private=True)
-        image = assemble(artifacts_dir, base=base, cache=cache, mtime=mtime)
+            build_artifacts(deck_path, artifacts_dir, private=not public)
+        image = assemble(artifacts_dir, base=base, cache=cache, mtime=mtime, public=public)
     labels = image.config["config"]["Labels"]
     version = labels["org.opencontainers.image.version"] or "latest"
     ref = tag or f"localhost/slidesvc/{labels['dev.slidesvc.deck.slug']}:{version}"
@@ -545,6 +566,7 @@ def image_from_args(args: argparse.Namespace) -> int:
         push=args.push,
         tag=args.tag,
         artifacts_dir=Path(args.artifacts) if getattr(args, "artifacts", None) else None,
+        public=bool(getattr(args, "public", False)),
     )
     size = sum(layer.blob.size for layer in result.image.layers)
     print(f"wrote {result.output} ({fmt_size(size)} compressed) {result.ref} {result.digest}")

@@ -291,7 +291,7 @@ class _SlideTreeprocessor(Treeprocessor):
         # Cheap tests on the source spare most slides two more walks.
         if "://" in source:
             _linkify(root)
-        if "<img" in source or "<IMG" in source:
+        if "<" in source and "<img" in source.lower():
             self._raw_images(ctx)
 
     def _raw_images(self, ctx: Context) -> None:

@@ -278,24 +278,38 @@ def _files_tar(files: Iterable[tuple[str, bytes]]) -> Iterator[Entry]:
         yield file(name, data)
 
 
-def write_atomic(out: Path, writer: Callable[[Path], None]) -> None:
+def check_output(out: Path, *, folder: bool) -> None:
+    """Refuse an output path that would replace something that is not ours to replace.
+
+    A layout may replace an empty folder or an earlier layout; an archive may
+    replace a file. Called before the (slow) build, and again when writing.
+    """
+    if out.is_dir() and not out.is_symlink():
+        if not folder:
+            raise ImageBuildError(f"{out}: is a folder; an archive needs a file name (-o talk.tar)")
+        if any(out.iterdir()) and not (out / "oci-layout").is_file():
+            raise ImageBuildError(f"{out}: exists and is not an OCI layout; refusing to replace it")
+    elif folder and (out.exists() or out.is_symlink()):
+        raise ImageBuildError(f"{out}: exists and is not an OCI layout folder")
+
+
+def write_atomic(out: Path, writer: Callable[[Path], None], *, folder: bool) -> None:
     """Run `writer` on a temporary path next to `out`, then rename it into place."""
     out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_output(out, folder=folder)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise ImageBuildError(f"{out}: cannot write here: {exc}") from exc
     try:
         target = tmp / "out"
         writer(target)
-        if out.is_dir() and not out.is_symlink():
-            if any(out.iterdir()) and not (out / "oci-layout").is_file():
-                raise ImageBuildError(
-                    f"{out}: exists and is not an OCI layout; refusing to replace it"
-                )
-            old = tmp / "old"
-            out.rename(old)
-            target.rename(out)
-        else:
-            target.replace(out)
+        if out.is_dir():
+            out.rename(tmp / "old")  # an earlier layout, removed with tmp
+        target.replace(out)
+    except OSError as exc:
+        raise ImageBuildError(f"{out}: cannot write: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -309,7 +323,7 @@ def write_layout(image: Image, out: Path, ref: str | None = None) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
 
-    write_atomic(out, write)
+    write_atomic(out, write, folder=True)
 
 
 def write_archive(
@@ -322,7 +336,7 @@ def write_archive(
     """Write `image` as one tar (``oci-archive`` or ``docker-archive``) at `out` (atomically)."""
     files = layout_files(image, ref) if fmt == "oci-archive" else docker_archive_files(image, ref)
     tar = layer_tar(_files_tar(files), mtime)
-    write_atomic(out, lambda target: _write(target, tar))
+    write_atomic(out, lambda target: _write(target, tar), folder=False)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -5,7 +5,8 @@ splits the body into slides, applies directives (inherited and ``_spot``),
 converts each slide, its notes, header and footer with one reused Markdown
 instance, resolves local images into `Deck.assets`, and loads the theme.
 Problems become `Diagnostic`s tied to a source line; when any is an error,
-the first is raised as `DeckError` with the rest in ``others``.
+the first is raised as `DeckError` with the rest in ``others``. Big decks
+convert their second half in a forked child process (see `_Compiler._convert`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import html
 import os
+import pickle
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from slidesvc import __version__
 from slidesvc.assets import AssetError, AssetStore, is_inline, is_remote
@@ -36,6 +39,25 @@ MAX_DECK_ENV = "SLIDESVC_MAX_DECK_BYTES"
 _TAG = re.compile(r"<[^>]*>")
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+?)\1\s*\)""")
 _INHERITED = ("class", "paginate", "header", "footer", "background", "color")
+_REMOTE = "remote image "
+
+PARALLEL_MIN_SLIDES = 200
+"""Decks this big convert in two processes (when the machine and caller allow)."""
+
+_WARM_UP = 10
+
+_Job = tuple[int, SlideSource, dict[str, Any], bool]
+"""What `_Compiler._slide` needs: number, source, directive state, math on/off."""
+
+
+def _can_fork() -> bool:
+    """A second process helps only with a second core, and fork is only safe
+    without other threads (a server calls load_deck from an executor thread)."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return False
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use
+        return len(os.sched_getaffinity(0)) > 1
+    return (os.cpu_count() or 1) > 1
 
 
 def load_deck(path: Path, *, max_bytes: int | None = None) -> Deck:
@@ -250,15 +272,67 @@ class _Compiler:
         state["paginate"] = self.settings.get("paginate", False)
         state["background"] = self._background(state["background"], self.lines.get("background", 1))
         math = bool(self.settings.get("math", True))
-        slides = []
+        jobs = []
         for number, source in enumerate(sources, 1):
             for key, directive in source.local.items():
                 state[key] = self._directive(key, directive, state[key])
             current = dict(state)
             for key, directive in source.spot.items():
                 current[key] = self._directive(key, directive, current[key])
-            slides.append(self._slide(number, source, current, math))
-        return slides
+            jobs.append((number, source, current, math))
+        return self._convert(jobs)
+
+    def _convert(self, jobs: list[_Job]) -> list[Slide]:
+        """Convert every slide; a big deck shares the work with a forked child.
+
+        Markdown conversion is nearly all of the time and every slide is
+        independent once its directives are known, so on a multi-core machine
+        the second half goes to a child process (fork: no start-up cost, the
+        warm converter is inherited) that sends back slides, findings and
+        assets. If the child fails for any reason, its half is done here.
+        """
+        if len(jobs) < PARALLEL_MIN_SLIDES or not _can_fork():
+            return [self._slide(*job) for job in jobs]
+        # A few slides first, so both processes inherit compiled lexers and caches.
+        slides = [self._slide(*job) for job in jobs[:_WARM_UP]]
+        half = (len(jobs) + 1) // 2
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(reader)
+            self._convert_in_child(jobs[half:], writer)
+        os.close(writer)
+        slides += [self._slide(*job) for job in jobs[_WARM_UP:half]]
+        with os.fdopen(reader, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(pid, 0)
+        try:
+            theirs: list[Slide]
+            theirs, errors, warnings, assets, uses_code = pickle.loads(payload)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
+            return slides + [self._slide(*job) for job in jobs[half:]]
+        seen = {w.message for w in self.warnings if w.message.startswith(_REMOTE)}
+        self.errors += errors
+        self.warnings += [w for w in warnings if w.message not in seen]
+        for asset_id, asset in assets.items():
+            self.store.assets.setdefault(asset_id, asset)
+        self.uses_code = self.uses_code or uses_code
+        return slides + theirs
+
+    def _convert_in_child(self, jobs: list[_Job], writer: int) -> NoReturn:
+        status = 1
+        try:
+            errors, warnings = len(self.errors), len(self.warnings)
+            slides = [self._slide(*job) for job in jobs]
+            found = (self.errors[errors:], self.warnings[warnings:])
+            payload = pickle.dumps((slides, *found, self.store.assets, self.uses_code))
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(payload)
+            status = 0
+        finally:
+            # Never return into the parent's code (or run its atexit handlers);
+            # on failure the parent converts this half itself and reports why.
+            os._exit(status)
 
     def _directive(self, key: str, directive: Directive, old: Any) -> Any:
         value = directive.value
@@ -289,7 +363,7 @@ class _Compiler:
                 self._remote_seen.add(src)
                 self.warn(
                     line(),
-                    f"remote image {src} is not embedded, so the deck is not self-contained: "
+                    f"{_REMOTE}{src} is not embedded, so the deck is not self-contained: "
                     "download it next to the deck and use a relative path",
                 )
             return src

@@ -339,6 +339,34 @@ def blue_share(png: bytes) -> float:
     return sum(1 for r, g, b in pixels if b > 200 and r < 60 and g < 60) / len(pixels)
 
 
+RAW_SCRIPT = """\
+{front}
+# Raw HTML
+
+<div id="target">untouched</div>
+<script>document.getElementById("target").textContent = "script ran";</script>
+<img alt="" src="data:," onerror="document.title = 'handler ran'">
+"""
+
+
+def test_scripts_in_raw_html_do_not_run(page: Any, build: Build) -> None:
+    """The CSP stops an author's inline script and event handlers; the viewer still runs."""
+    page.goto(build(RAW_SCRIPT.format(front="")))
+    page.wait_for_timeout(200)
+    assert page.text_content("#target") == "untouched"
+    assert page.title() != "handler ran"
+    assert page.evaluate("document.documentElement.className") == ""
+
+
+def test_scripts_true_lets_them_run(page: Any, build: Build) -> None:
+    """`scripts: true` relaxes the CSP for inline scripts, and the viewer keeps working."""
+    page.goto(build(RAW_SCRIPT.format(front="---\nscripts: true\n---\n")))
+    assert page.text_content("#target") == "script ran"
+    page.wait_for_function("() => document.title === 'handler ran'")
+    assert page.evaluate("document.documentElement.className") == ""
+    assert current(page) == 1
+
+
 def test_blank_screen_and_click(page: Any, build: Build) -> None:
     """`b` blanks the screen and back; a click on the slide goes forward."""
     page.goto(build())
@@ -475,6 +503,7 @@ def test_embed_mode_reads_its_query_and_never_takes_focus(
     assert current(page) == 3
     assert page.get_attribute(".open-full", "href") == "./#3"
     assert page.is_visible(".controls")
+    assert not page.is_visible(".progress")
     page.goto(embed + "?slide=42")
     assert current(page) == 4
     page.goto(embed + "?slide=two")

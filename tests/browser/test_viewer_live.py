@@ -240,8 +240,8 @@ def test_no_live_meta_no_connection(page: Any, server: LiveServer) -> None:
 def test_same_origin_tabs_follow_the_presenter_by_broadcast_channel(
     browser: Any, server: LiveServer
 ) -> None:
-    """Without a server relay, deck tabs follow a presenter tab and it follows them back;
-    deck tabs do not follow each other."""
+    """Without a server relay, deck tabs follow a presenter tab and it follows them back
+    (telling the server); deck tabs do not follow each other."""
     ctx = browser.new_context(reduced_motion="reduce")
     try:
         first, second, presenter = ctx.new_page(), ctx.new_page(), ctx.new_page()
@@ -251,8 +251,11 @@ def test_same_origin_tabs_follow_the_presenter_by_broadcast_channel(
         presenter.keyboard.press("End")
         slide_is(first, 4)
         slide_is(second, 4)
+        until(lambda: server.received[-1:] == [{"slide": 4, "fragment": 0}])
         first.keyboard.press("Home")
         slide_is(presenter, 1)
+        # ...and the presenter passes that move on to the server's followers.
+        until(lambda: server.received[-1:] == [{"slide": 1, "fragment": 0}])
         second.wait_for_timeout(300)
         slide_is(second, 4)
     finally:

@@ -1,7 +1,7 @@
 """The live channel: one WebSocket hub per deck process.
 
 Followers (the deck and embed views) receive the presenter's position as soon
-as they connect and whenever it changes; in watch mode they also receive
+as they connect (once a presenter has moved) and whenever it changes; in watch mode they also receive
 ``reload`` and ``error`` notices. Only a connection whose upgrade request
 carried a valid presenter cookie may move the deck. A client that sends
 something wrong (too large, not JSON, not a move, a move without being the
@@ -59,7 +59,8 @@ class Hub:
     def __init__(self, *, max_clients: int, max_message_bytes: int) -> None:
         self.max_clients = max_clients
         self.max_message_bytes = max_message_bytes
-        self.position = Position()
+        self.position: Position | None = None
+        """Where the presenter is; None until a presenter has moved (readers stay put)."""
         self.error: str | None = None
         """The last watch-mode build error, shown to pages that connect meanwhile."""
         self.slides = 1
@@ -70,6 +71,10 @@ class Hub:
     @property
     def clients(self) -> int:
         return len(self._clients)
+
+    @property
+    def presenters(self) -> int:
+        return len(self._presenters)
 
     def full(self) -> bool:
         return len(self._clients) >= self.max_clients
@@ -85,7 +90,8 @@ class Hub:
         await ws.prepare(request)
         self._clients.add(ws)
         try:
-            await ws.send_str(self.position.message())
+            if self.position is not None:
+                await ws.send_str(self.position.message())
             if self.error is not None:
                 await ws.send_str(json.dumps({"type": "error", "message": self.error}))
             if presenter:
@@ -122,7 +128,7 @@ class Hub:
     def reset(self, slides: int) -> None:
         """A new deck version: keep the position inside it, clear a shown error."""
         self.slides = max(1, slides)
-        if self.position.slide > self.slides:
+        if self.position is not None and self.position.slide > self.slides:
             self.position = Position(self.slides, 0)
         self.error = None
 

@@ -142,9 +142,10 @@ class CommonLogFormat(AbstractAccessLogger):
         if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
             target = target.encode("unicode_escape").decode("ascii").replace('"', '\\"')
         version = request.version
+        size = "-" if response.content_length is None else response.content_length
         sys.stdout.write(
             f'{request.remote or "-"} - - [{self._stamp[1]}] "{request.method} {target} '
-            f'HTTP/{version.major}.{version.minor}" {response.status} {response.body_length}\n'
+            f'HTTP/{version.major}.{version.minor}" {response.status} {size}\n'
         )
         if not CommonLogFormat._flush_pending:
             CommonLogFormat._flush_pending = True

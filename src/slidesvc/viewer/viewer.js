@@ -21,7 +21,8 @@
   const W = Number(deck.dataset.width) || 1280;
   const H = Number(deck.dataset.height) || 720;
   // Fragments in document order; nested lists count, as in the PDF.
-  const frags = slides.map((s) => Array.from(s.querySelectorAll("ul.fragments > li, ol.fragments > li")));
+  const FRAGMENTS = "ul.fragments > li, ol.fragments > li";
+  const frags = slides.map((s) => Array.from(s.querySelectorAll(FRAGMENTS)));
   const hasNotes = deck.querySelector(".slide > .notes") !== null;
   const params = new URLSearchParams(location.search);
   const POPUP_NAME = "slidesvc-presenter";
@@ -180,7 +181,10 @@
       if (pv) updatePresenter();
       if (root.classList.contains("overview")) scrollToCurrent();
     }
-    if (how !== "remote") broadcast();
+    // A move that came from another window is not echoed back to windows,
+    // but the presenter reports every move to the server's followers.
+    if (how !== "remote") tellWindows();
+    tellServer();
   }
 
   function updateUrl(how) {
@@ -242,19 +246,23 @@
     peer = window.opener;
     peer.postMessage({ slidesvc: "hello", from: mode }, "*");
   }
-  const channel = "BroadcastChannel" in window ? new BroadcastChannel("slidesvc:" + (deck.dataset.version || document.title)) : null;
+  // Same-origin tabs of this deck version (a served deck and its /presenter).
+  const channelName = "slidesvc:" + (deck.dataset.version || document.title);
+  const channel = "BroadcastChannel" in window ? new BroadcastChannel(channelName) : null;
 
   function position() {
     return { slidesvc: "position", slide: cur + 1, fragment: step, from: mode };
   }
-  function broadcast() {
+  function tellWindows() {
     const msg = position();
     // file:// pages have an opaque origin, so "*" is the only target that
     // works; the message is a slide number, nothing secret.
     if (peer && !peer.closed) peer.postMessage(msg, "*");
     if (channel) channel.postMessage(msg);
+  }
+  function tellServer() {
     if (socket && socket.readyState === 1 && mode === "presenter") {
-      socket.send(JSON.stringify({ slide: msg.slide, fragment: msg.fragment }));
+      socket.send(JSON.stringify({ slide: cur + 1, fragment: step }));
     }
   }
   function applyRemote(data) {
@@ -268,7 +276,7 @@
     // still knows its opener, so its next message re-pairs them.
     if (!peer && mode === "deck" && e.data.from === "presenter") peer = e.source;
     if (e.source !== peer) return;
-    if (e.data.slidesvc === "hello") broadcast();
+    if (e.data.slidesvc === "hello") tellWindows();
     else if (e.data.slidesvc === "position") applyRemote(e.data);
   });
   if (channel) {
@@ -296,7 +304,7 @@
     socket = ws;
     ws.onopen = () => {
       delay = 1000;
-      if (mode === "presenter") broadcast();
+      tellServer();
     };
     ws.onmessage = (e) => {
       let msg;
@@ -358,7 +366,8 @@
   prevBtn.addEventListener("click", prev);
   nextBtn.addEventListener("click", next);
   deck.addEventListener("click", (e) => {
-    if (e.target.closest("a, button, input, textarea, select, label, summary, video, audio, [contenteditable]")) return;
+    const interactive = "a, button, input, textarea, select, label, summary, video, audio, [contenteditable]";
+    if (e.target.closest(interactive)) return;
     if (root.classList.contains("overview")) {
       const slide = e.target.closest("section.slide");
       if (slide) show(slides.indexOf(slide), 0, "user");
