@@ -89,6 +89,20 @@ def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
     return {"rps": rps, "p50": lat["50"], "p99": lat["99"]}
 
 
+PLAIN_SERVER = """
+import sys
+from aiohttp import web
+pages = {"/": open(sys.argv[1], "rb").read(), "/embed": open(sys.argv[2], "rb").read()}
+async def handler(request):
+    return web.Response(body=pages[request.path], content_type="text/html")
+app = web.Application()
+app.router.add_get("/", handler)
+app.router.add_get("/embed", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[3]), access_log=None, print=None)
+"""
+"""The reference point the issue quotes: the least an aiohttp handler can do."""
+
+
 def start_nginx(root: Path, port: int, tmp: Path) -> subprocess.Popen[bytes]:
     conf = tmp / "nginx.conf"
     conf.write_text(
@@ -129,11 +143,9 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
         cookie_jar=aiohttp.CookieJar(unsafe=True)  # the cookie comes from an IP address
     ) as pres:
         sockets = [await fans.ws_connect(ws_url) for _ in range(followers)]
-        for ws in sockets:
-            await ws.receive_json(timeout=10)
         await pres.post(base + "presenter", data={"token": TOKEN}, allow_redirects=False)
         presenter = await pres.ws_connect(ws_url)
-        await presenter.receive_json()
+        await presenter.receive_json(timeout=10)  # "presenter connected"
         for ws in sockets:  # drain "presenter connected"
             await ws.receive_json(timeout=10)
         delays: list[float] = []
@@ -190,7 +202,7 @@ def main() -> int:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/"
     first_200 = wait_200(base + "healthz") - started
-    nginx = None
+    nginx = plain = None
     rows: list[tuple[str, str]] = []
     try:
         # nginx serves exactly the bytes the deck process answers
@@ -200,14 +212,25 @@ def main() -> int:
             req = Request(base + path, headers={"Accept-Encoding": "identity"})
             with urlopen(req) as resp:
                 (web_root / name).write_bytes(resp.read())
-        note("starting nginx")
+        note("starting nginx and a plain aiohttp handler")
         nginx = start_nginx(web_root, nginx_port, tmp)
+        plain_port = free_port()
+        plain = subprocess.Popen(
+            [PY, "-c", PLAIN_SERVER, str(web_root / "index.html"), str(web_root / "embed.html"),
+             str(plain_port)]
+        )  # fmt: skip
+        wait_200(f"http://127.0.0.1:{plain_port}/")
         time.sleep(0.5)
         idle_rss = rss_mb(server.pid)
 
         results = {}
         for path in ("", "embed"):
-            for name, url in (("slidesvc", base + path), ("nginx", f"http://127.0.0.1:{nginx_port}/{path}")):
+            targets = (
+                ("slidesvc", base + path),
+                ("nginx", f"http://127.0.0.1:{nginx_port}/{path}"),
+                ("plain aiohttp", f"http://127.0.0.1:{plain_port}/{path}"),
+            )
+            for name, url in targets:
                 note(f"wrk {name} /{path}")
                 wrk(url, 2, args.connections)  # warm-up
                 results[(name, path)] = wrk(url, args.duration, args.connections)
@@ -217,6 +240,9 @@ def main() -> int:
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(10)
+        if plain is not None:
+            plain.terminate()
+            plain.wait(10)
         server.send_signal(signal.SIGTERM)
         server.wait(10)
         log.close()
@@ -228,7 +254,7 @@ def main() -> int:
     print("|---|---|---:|---:|---:|---:|")
     for path in ("", "embed"):
         ref = results[("nginx", path)]["rps"]
-        for name in ("slidesvc", "nginx"):
+        for name in ("slidesvc", "nginx", "plain aiohttp"):
             r = results[(name, path)]
             print(f"| /{path} | {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
                   f"| {100 * r['rps'] / ref:.0f}% |")  # fmt: skip

@@ -149,7 +149,7 @@ class MemorySource:
             raise RenderError(self.pdf_error)
         return artifacts.notes_pdf if notes else artifacts.pdf
 
-    async def render_thumbnail(self, artifacts: Artifacts) -> bytes | None:
+    async def render_thumbnail(self, pdf: bytes) -> bytes | None:
         return None
 
     def watched_files(self) -> Any:

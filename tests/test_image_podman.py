@@ -327,7 +327,7 @@ def test_push_and_pull_through_a_registry(
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr
     digest = json.loads((tmp_path / "out/index.json").read_text())["manifests"][0]["digest"]
-    assert f"pushed {registry}/slidesvc-test/containers@{digest}" in proc.stdout
+    assert f"pushed {registry}/slidesvc-test/containers@{digest} (4 of 4 blobs sent)" in proc.stdout
     info = json.loads(run(skopeo, "inspect", "--tls-verify=false", f"docker://{ref}").stdout)
     assert info["Digest"] == digest
     assert info["Labels"]["dev.slidesvc.deck.slug"] == "containers"
@@ -337,6 +337,34 @@ def test_push_and_pull_through_a_registry(
         assert pulled == digest
     finally:
         run(podman, "rmi", "-f", ref, check=False)
+
+
+def test_further_decks_send_only_their_own_blobs(registry: str, tmp_path: Path) -> None:
+    """Re-push sends nothing; a second deck mounts base and dependencies, sends deck + config."""
+    from test_image import make_artifacts
+
+    from slidesvc.image import build_image
+
+    first = make_artifacts(tmp_path / "first", "first", "First")
+    second = make_artifacts(tmp_path / "second", "second", "Second")
+    one = build_image(None, tmp_path / "1", artifacts_dir=first, push=f"{registry}/t/first:1")
+    assert one.pushed is not None and len(one.pushed.uploaded) == 4  # config + 3 layers
+    again = build_image(None, tmp_path / "2", artifacts_dir=first, push=f"{registry}/t/first:1")
+    assert again.pushed is not None and again.pushed.uploaded == ()
+    other = build_image(
+        None,
+        tmp_path / "3",
+        artifacts_dir=second,
+        push=f"{registry}/t/second:1",
+        mount_from="t/first",
+    )
+    assert other.pushed is not None
+    deck_layer, config = other.image.layers[2].blob.digest, other.image.config_blob.digest
+    assert set(other.pushed.uploaded) == {deck_layer, config}
+    with urllib.request.urlopen(
+        f"http://{registry}/v2/t/second/blobs/{other.image.layers[0].blob.digest}"
+    ) as r:
+        assert r.status == 200  # the mounted base layer is served from the second repository
 
 
 def test_push_to_a_missing_registry_is_a_clear_error(tmp_path: Path) -> None:

@@ -197,3 +197,15 @@ def test_title_is_plain_text(converter: SlideConverter) -> None:
 def test_inline_markdown_for_header(converter: SlideConverter) -> None:
     """convert_inline drops the paragraph around one line of Markdown."""
     assert converter.convert_inline("**Acme** 2024", Context()) == "<strong>Acme</strong> 2024"
+
+
+def test_two_space_nesting_as_in_marp(converter: SlideConverter) -> None:
+    """Items indented under their parent's text nest, as CommonMark (and Marp) do."""
+    html, ctx = convert(converter, "* a\n  * b\n  - c\n* d\n")
+    assert html == (
+        '<ul class="fragments">\n<li>a<ul class="fragments">\n<li>b</li>\n</ul>\n'
+        "<ul>\n<li>c</li>\n</ul>\n</li>\n<li>d</li>\n</ul>"
+    )
+    assert ctx.fragments == 3
+    html, _ = convert(converter, "1. one\n   1. one.one\n2. two\n")
+    assert html == "<ol>\n<li>one<ol>\n<li>one.one</li>\n</ol>\n</li>\n<li>two</li>\n</ol>"

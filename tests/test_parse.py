@@ -523,3 +523,25 @@ def test_big_decks_convert_in_two_processes_with_the_same_result(
     assert parallel.diagnostics == serial.diagnostics
     assert parallel.code_css == serial.code_css and parallel.content_hash == serial.content_hash
     assert sum("remote image" in d.message for d in parallel.diagnostics) == 1
+
+
+def test_percent_encoded_and_angle_bracket_paths(write_deck: WriteDeck, tmp_path: Path) -> None:
+    """my%20pic.png and <my pic.png> both find "my pic.png"."""
+    (tmp_path / "my pic.png").write_bytes(PNG)
+    deck = load_deck(write_deck("![](my%20pic.png)\n![](<my pic.png>)\n"))
+    (asset_id,) = deck.assets
+    assert deck.slides[0].html.count(f"{ASSET_SCHEME}{asset_id}") == 2
+
+
+def test_a_marp_deck_compiles_unchanged() -> None:
+    """tests/golden/marp.md: Marp's front matter, directives and bg keywords all land."""
+    deck = load_deck(Path(__file__).parent / "golden" / "marp.md")
+    title, agenda, split = deck.slides
+    assert deck.meta.title == "A Marp deck" and deck.meta.paginate
+    assert title.classes == ("lead",) and agenda.classes == ()
+    assert all(s.paginate and s.footer_html == "Acme <em>Corp</em>" for s in deck.slides)
+    assert [b.size for b in title.backgrounds] == ["cover"] and title.bg_split == ""
+    assert [b.size for b in split.backgrounds] == ["contain"]
+    assert (split.bg_split, split.bg_split_size) == ("left", "40%")
+    assert agenda.fragments == 6  # Intro, Why, How, Outro, first, second
+    assert deck.diagnostics == ()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from urllib.parse import unquote
 
 from slidesvc.model import ASSET_SCHEME, Asset
 
@@ -75,7 +74,12 @@ class AssetStore:
         return known
 
     def _resolve(self, ref: str, base: Path) -> Path:
-        clean = unquote(ref.split("#", 1)[0].split("?", 1)[0]).strip()
+        clean = ref.split("#", 1)[0].split("?", 1)[0]
+        if "%" in clean:
+            from urllib.parse import unquote
+
+            clean = unquote(clean)
+        clean = clean.strip()
         if not clean:
             raise AssetError(f"empty file reference {ref!r}")
         if ":" in clean.split("/", 1)[0] and not Path(clean).is_absolute():

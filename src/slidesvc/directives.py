@@ -25,8 +25,9 @@ _DIRECTIVE_LINE = re.compile(r"^\s*(_?)([A-Za-z][A-Za-z0-9_]*)\s*:(?:\s+(.*?))?\
 
 LOCAL_KEYS = frozenset({"class", "paginate", "header", "footer", "background", "color", "notes"})
 """Directives that apply to a slide (and, without ``_``, to the following ones)."""
+# Settings with security weight (who may frame the deck, whether raw scripts
+# run) or nested structure are front matter only, never a comment mid-deck.
 _COMMENT_GLOBALS = GLOBAL_KEYS - {"embed", "pdf", "scripts"}
-
 
 _FENCE_START = frozenset("`~ ")
 _NOTES_START = frozenset("?N \t")

@@ -37,11 +37,13 @@ def parse_info(info: str) -> tuple[str, tuple[int, ...]]:
 
 @lru_cache(maxsize=256)
 def _lexer(lang: str) -> Any:
+    if not lang:
+        return None
     from pygments.lexers import get_lexer_by_name
     from pygments.util import ClassNotFound
 
     try:
-        return get_lexer_by_name(lang, stripnl=False, ensurenl=True) if lang else None
+        return get_lexer_by_name(lang, stripnl=False, ensurenl=True)
     except ClassNotFound:
         return None
 
@@ -56,8 +58,6 @@ def _formatter(hl_lines: tuple[int, ...]) -> Any:
 @lru_cache(maxsize=2048)
 def highlight(code: str, lang: str, hl_lines: tuple[int, ...] = ()) -> str:
     """``<div class="code"><pre>...`` for a code block; plain text for unknown languages."""
-    from pygments import highlight as pygments_highlight
-
     lexer = _lexer(lang)
     if lexer is None:
         if not hl_lines:  # the common plain case needs no Pygments at all
@@ -65,6 +65,8 @@ def highlight(code: str, lang: str, hl_lines: tuple[int, ...] = ()) -> str:
         from pygments.lexers.special import TextLexer
 
         lexer = TextLexer(stripnl=False, ensurenl=True)
+    from pygments import highlight as pygments_highlight
+
     result: str = pygments_highlight(code, lexer, _formatter(hl_lines))
     return result.rstrip("\n")
 

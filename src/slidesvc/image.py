@@ -76,8 +76,8 @@ class ImageResult:
     image: oci.Image
     output: Path
     ref: str
-    pushed: str | None = None
-    """``registry/name@digest`` when the image was pushed."""
+    pushed: oci.Pushed | None = None
+    """Where the image went and which blobs were sent, when it was pushed."""
 
     @property
     def digest(self) -> str:
@@ -526,6 +526,7 @@ def build_image(
     cache: Path | None = None,
     env: dict[str, str] | None = None,
     public: bool = False,
+    mount_from: str = "",
 ) -> ImageResult:
     """`slidesvc image`: compile the deck (unless `artifacts_dir` is given), assemble, write, push.
 
@@ -552,7 +553,7 @@ def build_image(
         oci.write_layout(image, out, ref)
     else:
         oci.write_archive(image, out, fmt, ref, mtime)
-    pushed = oci.push(image, push) if push else None
+    pushed = oci.push(image, push, mount_from=mount_from) if push else None
     return ImageResult(image, out, ref, pushed)
 
 
@@ -571,7 +572,8 @@ def image_from_args(args: argparse.Namespace) -> int:
     size = sum(layer.blob.size for layer in result.image.layers)
     print(f"wrote {result.output} ({fmt_size(size)} compressed) {result.ref} {result.digest}")
     if result.pushed:
-        print(f"pushed {result.pushed}")
+        sent, blobs = len(result.pushed.uploaded), len(result.image.blobs()) - 1
+        print(f"pushed {result.pushed.location} ({sent} of {blobs} blobs sent)")
     return 0
 
 

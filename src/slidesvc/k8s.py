@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from slidesvc import image as img
+from slidesvc import oci
 from slidesvc.errors import ImageBuildError
 from slidesvc.fsutil import atomic_dir
 from slidesvc.slug import slugify
@@ -301,6 +302,7 @@ def deck_images(
 ) -> list[DeckImage]:
     """Each deck's image: read from `images`, or built (and pushed) here."""
     found = []
+    first_repository = ""  # later decks mount the shared layers from the first one
     for deck in decks:
         slug = slugify(deck)
         if images is not None:
@@ -309,8 +311,11 @@ def deck_images(
         with tempfile.TemporaryDirectory(prefix="slidesvc-k8s-") as tmp:
             layout = Path(tmp) / slug
             ref = f"{prefix.rstrip('/')}/{slug}:latest"
-            img.build_image(deck, layout, push=ref if push else None, tag=ref)
+            push_to = ref if push else None
+            img.build_image(deck, layout, push=push_to, tag=ref, mount_from=first_repository)
             found.append(image_from_layout(slug, layout))
+            if push and not first_repository:
+                first_repository = oci.Reference.parse(ref).name
     return found
 
 

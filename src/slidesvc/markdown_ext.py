@@ -29,6 +29,8 @@ import markdown
 from markdown.blockparser import BlockParser
 from markdown.blockprocessors import OListProcessor
 from markdown.extensions import Extension
+from markdown.extensions.attr_list import AttrListExtension
+from markdown.extensions.tables import TableExtension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import InlineProcessor as InlineStep
@@ -217,7 +219,8 @@ class _ListProcessor(OListProcessor):
         return child
 
     def run(self, parent: etree.Element, blocks: list[str]) -> None:
-        lines = blocks[0].split("\n")
+        lines = _four_space_nesting(blocks[0].split("\n"), self.tab_length)
+        blocks[0] = "\n".join(lines)
         for index in range(1, len(lines)):
             if self.OTHER_RE.match(lines[index]):
                 blocks[0] = "\n".join(lines[:index])
@@ -231,6 +234,37 @@ class _ListProcessor(OListProcessor):
             last.set(_MARKER, self.MARKER)  # removed again by _SlideTreeprocessor
             if self.FRAGMENTS:
                 last.set("class", "fragments")
+
+
+_ANY_MARKER = re.compile(r"^( *)(?:[*+-]|\d{1,9}[.)])( +)(?=\S)")
+
+
+def _four_space_nesting(lines: list[str], tab: int) -> list[str]:
+    """Re-indent a list block nested CommonMark-style (``  * b`` under ``* a``).
+
+    Marp decks nest items under the parent's text, often two spaces in;
+    Python-Markdown nests only by multiples of four. Each item's depth follows
+    from the items above it, and its lines are re-indented to ``depth * 4``.
+    """
+    if not any(0 < len(line) - len(line.lstrip(" ")) < tab for line in lines[1:]):
+        return lines
+    open_items: list[int] = []  # content column of each open item
+    out = []
+    for line in lines:
+        indent = len(line) - len(line.lstrip(" "))
+        match = _ANY_MARKER.match(line)
+        if match is not None:
+            while open_items and indent < open_items[-1]:
+                open_items.pop()
+            depth = len(open_items)
+            open_items.append(match.end())
+            out.append(" " * (depth * tab) + line[indent:])
+        elif open_items and line.strip() and indent >= open_items[-1]:
+            extra = indent - open_items[-1]
+            out.append(" " * (len(open_items) * tab + extra) + line[indent:])
+        else:
+            out.append(line)
+    return out
 
 
 class _DotList(_ListProcessor):
@@ -426,7 +460,22 @@ class _OnlyWithBraces(Treeprocessor):
         self.inner = inner
 
     def run(self, root: etree.Element) -> etree.Element | None:
-        return self.inner.run(root) if "{" in self.converter.source else None
+        return self.inner.run(root) if "{" in self.converter.prose else None
+
+
+class _PrefilterPreprocessor(Preprocessor):
+    """Last preprocessor: note the text left for the tree (code and raw HTML are
+    stashed by now) and choose the inline patterns it can need."""
+
+    def __init__(self, md: markdown.Markdown, converter: SlideConverter) -> None:
+        super().__init__(md)
+        self.converter = converter
+
+    def run(self, lines: list[str]) -> list[str]:
+        self.converter.prose = "\n".join(lines)
+        if self.converter.prefilter:
+            self.converter.use_patterns_for(self.converter.prose)
+        return lines
 
 
 class _SlideExtension(Extension):
@@ -451,6 +500,7 @@ class _SlideExtension(Extension):
         ]
         for name, kind, priority in lists:
             parser.blockprocessors.register(kind(parser), name, priority)
+        md.preprocessors.register(_PrefilterPreprocessor(md, self.converter), "slide_prefilter", 0)
         md.treeprocessors.register(_SlideTreeprocessor(md, self.converter), "slide_tree", 5)
         if "attr_list" in md.treeprocessors:
             attr_list = md.treeprocessors["attr_list"]
@@ -463,12 +513,13 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "backtick": ("`",),
     "slide_math": ("$",),
     "escape": ("\\",),
-    "reference": ("[",),
+    # Reference-style links need a definition (``[id]: url``) in the same text.
+    "reference": ("]:",),
     "link": ("[",),
-    "image_link": ("[",),
-    "image_reference": ("[",),
-    "short_reference": ("[",),
-    "short_image_ref": ("[",),
+    "image_link": ("![",),
+    "image_reference": ("]:",),
+    "short_reference": ("]:",),
+    "short_image_ref": ("]:",),
     "autolink": ("<",),
     "automail": ("<",),
     "linebreak": ("  \n",),
@@ -487,22 +538,23 @@ class SlideConverter:
         """``prefilter=False`` runs every inline pattern always (for tests)."""
         self.ctx = Context()
         self.source = ""
+        """The Markdown being converted, as given."""
+        self.prose = ""
+        """The same after the preprocessors: code blocks and raw HTML stashed away."""
         self.prefilter = prefilter
         self.md = markdown.Markdown(
-            extensions=["tables", "attr_list", _SlideExtension(self)],
+            # Instances, not names: naming an extension makes Markdown scan every
+            # installed package's entry points, which costs more than a deck.
+            extensions=[TableExtension(), AttrListExtension(), _SlideExtension(self)],
             output_format="html",
         )
         self._full: Registry[Any] = self.md.inlinePatterns
-        names = {id(self._full[name]): name for name in _TRIGGERS if name in self._full}
         # (name, pattern, triggers) in priority order; unknown patterns always run.
-        self._patterns = [
-            (
-                names.get(id(pattern), f"pattern{index}"),
-                pattern,
-                _TRIGGERS.get(names.get(id(pattern), "")),
-            )
-            for index, pattern in enumerate(self._full)
-        ]
+        name_of = {id(self._full[name]): name for name in _TRIGGERS if name in self._full}
+        self._patterns: list[tuple[str, Any, tuple[str, ...] | None]] = []
+        for index, pattern in enumerate(self._full):
+            name = name_of.get(id(pattern), f"pattern{index}")
+            self._patterns.append((name, pattern, _TRIGGERS.get(name)))
         step = self.md.treeprocessors["inline"]
         assert isinstance(step, InlineStep)
         self._inline_step = step
@@ -516,11 +568,9 @@ class SlideConverter:
         # with the full set, then narrow it.
         self.md.inlinePatterns = self._inline_step.inlinePatterns = self._full
         self.md.reset()
-        if self.prefilter:
-            self._use_patterns(text)
         return self.md.convert(text)
 
-    def _use_patterns(self, text: str) -> None:
+    def use_patterns_for(self, text: str) -> None:
         """Run only the inline patterns whose trigger text occurs in ``text``.
 
         Python-Markdown tries every inline pattern on every text node, and that

@@ -465,12 +465,24 @@ class Reference:
         return f"{scheme}://{self.registry}/v2/{self.name}"
 
 
-def push(image: Image, ref: str, *, timeout: float = 60.0) -> str:
-    """Push `image` to `ref` with the OCI distribution API; return ``registry/name@digest``.
+@dataclass(frozen=True)
+class Pushed:
+    """What a push did."""
 
-    Blobs the registry already has are skipped (a HEAD request each), so a
-    second deck on the same base sends only its deck layer and config.
-    Plain HTTP is used only for loopback registries.
+    location: str
+    """``registry/name@digest``."""
+    uploaded: tuple[str, ...]
+    """Digests of the blobs sent; blobs the registry had or could mount were not."""
+
+
+def push(image: Image, ref: str, *, mount_from: str = "", timeout: float = 60.0) -> Pushed:
+    """Push `image` to `ref` with the OCI distribution API.
+
+    Blobs the repository already has are skipped (a HEAD request each), and
+    with `mount_from` (another repository name on the same registry, such
+    as an earlier deck) shared blobs are mounted from there instead of sent,
+    so each further deck uploads only its deck layer and config. Plain HTTP
+    is used only for loopback registries.
     """
     target = Reference.parse(ref)
     opener = urllib.request.build_opener(_NoRedirect)
@@ -493,18 +505,26 @@ def push(image: Image, ref: str, *, timeout: float = 60.0) -> str:
         except OSError as exc:
             raise ImageBuildError(f"push to {ref}: cannot reach {target.registry}: {exc}") from exc
 
+    uploaded = []
     for blob in image.blobs()[:-1]:
         if request("HEAD", f"{target.base_url}/blobs/{blob.digest}")[0] == 200:
             continue
-        _, started = request("POST", f"{target.base_url}/blobs/uploads/", b"")
+        start = f"{target.base_url}/blobs/uploads/"
+        if mount_from:
+            query = urllib.parse.urlencode({"mount": blob.digest, "from": mount_from})
+            start += "?" + query
+        status, started = request("POST", start, b"")
+        if status == 201:
+            continue  # mounted from the other repository
         upload = urllib.parse.urljoin(target.base_url + "/", started["Location"])
         sep = "&" if "?" in upload else "?"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
         request("PUT", f"{upload}{sep}digest={urllib.parse.quote(blob.digest)}", blob.data, headers)
+        uploaded.append(blob.digest)
     manifest = image.manifest_blob
     url = f"{target.base_url}/manifests/{target.tag}"
     request("PUT", url, manifest.data, {"Content-Type": MEDIA_MANIFEST})
-    return f"{target.registry}/{target.name}@{manifest.digest}"
+    return Pushed(f"{target.registry}/{target.name}@{manifest.digest}", tuple(uploaded))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

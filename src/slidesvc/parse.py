@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import html
 import os
-import pickle
 import re
 import threading
 from collections.abc import Callable
@@ -293,16 +292,19 @@ class _Compiler:
         """
         if len(jobs) < PARALLEL_MIN_SLIDES or not _can_fork():
             return [self._slide(*job) for job in jobs]
+        import pickle
+
         # A few slides first, so both processes inherit compiled lexers and caches.
-        slides = [self._slide(*job) for job in jobs[:_WARM_UP]]
         half = (len(jobs) + 1) // 2
+        warm = min(_WARM_UP, half)
+        slides = [self._slide(*job) for job in jobs[:warm]]
         reader, writer = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(reader)
             self._convert_in_child(jobs[half:], writer)
         os.close(writer)
-        slides += [self._slide(*job) for job in jobs[_WARM_UP:half]]
+        slides += [self._slide(*job) for job in jobs[warm:half]]
         with os.fdopen(reader, "rb") as pipe:
             payload = pipe.read()
         os.waitpid(pid, 0)
@@ -320,6 +322,8 @@ class _Compiler:
         return slides + theirs
 
     def _convert_in_child(self, jobs: list[_Job], writer: int) -> NoReturn:
+        import pickle
+
         status = 1
         try:
             errors, warnings = len(self.errors), len(self.warnings)

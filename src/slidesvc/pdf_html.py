@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 from slidesvc.model import Background, Deck, Slide
+from slidesvc.render_html import _slide
 
 MEASURE_PAGES = 5
 """Slide pages are laid out this many slides tall, then cropped to one slide:
@@ -45,55 +46,25 @@ def _attr(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def _split_width(size: str, width: int) -> str:
-    """The image side of a split slide in px, as render_html writes it."""
-    if size.endswith("%"):
-        try:
-            return f"{round(float(size[:-1]) * width / 100)}px"
-        except ValueError:
-            pass
-    return size
+class _AssetUrls:
+    """render_html's image resolver, for print: ``slidesvc-asset:`` URLs stay as
+    they are (the PDF fetcher serves them) instead of becoming data: URIs."""
+
+    def resolve(self, text: str) -> str:
+        return text
+
+    def background(self, bg: Background) -> str:
+        url = bg.url.replace('"', "%22")
+        return (
+            f'background-image:url("{url}");background-size:{bg.size};'
+            f"background-position:{bg.position}"
+        )
 
 
 def slide_section(slide: Slide, width: int) -> str:
-    """One slide as render_html's ``<section class="slide">``, images left as
-    ``slidesvc-asset:`` URLs for the fetcher, notes left out."""
-    classes = ["slide", *slide.classes]
-    styles = []
-    if slide.background:
-        styles.append(f"background:{slide.background}")
-    if slide.color:
-        styles.append(f"color:{slide.color}")
-    parts = []
-    if slide.backgrounds:
-        layers = "".join(
-            f'<div class="bg" style="{_attr(_bg_style(bg))}"></div>' for bg in slide.backgrounds
-        )
-        parts.append(f'<div class="bg-layer">{layers}</div>')
-        if slide.bg_split:
-            classes.append(f"bg-{slide.bg_split}")
-            styles.append(f"--bg-split:{_split_width(slide.bg_split_size, width)}")
-    if slide.header_html:
-        parts.append(f"<header>{slide.header_html}</header>")
-    parts.append(f'<div class="content">{slide.html}</div>')
-    if slide.footer_html:
-        parts.append(f"<footer>{slide.footer_html}</footer>")
-    if slide.paginate:
-        parts.append(f'<span class="page-number">{slide.number}</span>')
-    style = f' style="{_attr(";".join(styles))}"' if styles else ""
-    return (
-        f'<section class="{_attr(" ".join(classes))}" id="{slide.number}"'
-        f' data-title="{_attr(slide.title)}" data-line="{slide.line}"{style}>'
-        + "".join(parts)
-        + "</section>"
-    )
-
-
-def _bg_style(bg: Background) -> str:
-    url = bg.url.replace('"', "%22")
-    return (
-        f'background-image:url("{url}");background-size:{bg.size};background-position:{bg.position}'
-    )
+    """One slide exactly as render_html writes it (one source for the markup),
+    notes left out."""
+    return _slide(slide, _AssetUrls(), False, width)  # type: ignore[arg-type]
 
 
 def page_body(slide: Slide, width: int, notes: bool) -> str:

@@ -209,6 +209,7 @@ def _render_batch_unchecked(job: _BatchJob) -> list[PageEntry]:
         ).render(stylesheets=[css], font_config=state.fonts)
         kept, slide_pages, notes_pages, overflows = _map_pages(document, job.slides)
         document = document.copy(kept)
+        document.metadata.attachments = []  # <link rel=attachment>: never embedded
         pdf = document.write_pdf()
     finally:
         quiet.setLevel(level)

@@ -210,7 +210,8 @@ def _publisher_ctx(
             if settings.preload:  # in the background: the index answers meanwhile
                 tasks.append(asyncio.create_task(_preload(publisher), name="preload"))
             tasks.append(asyncio.create_task(publisher.watch_folder(), name="watch folder"))
-            tasks.append(asyncio.create_task(publisher.reap_idle(), name="idle reaper"))
+            if settings.idle_timeout > 0:
+                tasks.append(asyncio.create_task(publisher.reap_idle(), name="idle reaper"))
             yield
         finally:
             for task in tasks:
@@ -253,30 +254,30 @@ async def _preload(publisher: Publisher) -> None:
 async def _errors_and_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    home = request.app[PUBLISHER].home
     try:
         response = await handler(request)
     except DeckUnavailable as exc:
         response = _page(
+            request,
             503,
             "Deck unavailable",
             f"The deck “{exc.slug}” is not available right now: {exc.reason}. "
             f"Try again in {exc.retry_after} s.",
-            home,
         )
         response.headers[hdrs.RETRY_AFTER] = str(exc.retry_after)
     except web.HTTPNotFound:
-        response = _page(404, "Not found", "There is no such deck or page here.", home)
+        response = _page(request, 404, "Not found", "There is no such deck or page here.")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = _page(exc.status, exc.reason, exc.text or exc.reason, home)
+        response = _page(request, exc.status, exc.reason, exc.text or exc.reason)
     if not response.prepared and hdrs.CONTENT_SECURITY_POLICY not in response.headers:
         response.headers.update(_SECURITY_HEADERS)
     return response
 
 
-def _page(status: int, title: str, message: str, home: str) -> web.Response:
+def _page(request: web.Request, status: int, title: str, message: str) -> web.Response:
+    home = request.app[PUBLISHER].home
     return web.Response(
         status=status, text=pages.render_message(title, message, home), content_type="text/html"
     )

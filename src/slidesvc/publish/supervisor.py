@@ -210,6 +210,9 @@ class DeckProcess:
         env = dict(os.environ)
         for name in ("SLIDESVC_HOST", "SLIDESVC_PORT", "PORT", "SLIDESVC_PUBLIC_URL"):
             env.pop(name, None)
+        # `serve` flushes its banner and batches its access log; an unbuffered stdout
+        # would turn every request into a pipe write and a log record here.
+        env.pop("PYTHONUNBUFFERED", None)
         # The token goes through the environment: argv is visible to every user in `ps`.
         env["SLIDESVC_PRESENTER_TOKEN"] = self.token
         env[PUBLISHER_PID_ENV] = str(os.getpid())

@@ -62,12 +62,13 @@ class DeckState:
             raise web.HTTPServiceUnavailable(text="the deck is still loading")
         return self.site
 
-    def install(self, artifacts: Artifacts) -> Site:
+    def install(self, artifacts: Artifacts, *, keep_pdfs: bool = False) -> Site:
         """Serve `artifacts` from now on (raises `ServeError` on bad front-matter origins)."""
         site = Site.build(artifacts, self.settings)
         self.site = site
-        self.pdfs = PdfStore(lambda notes: self._render_pdf(artifacts, notes))
-        self._stores = [*self._stores[-3:], self.pdfs]
+        if not keep_pdfs:  # same deck version: the PDFs rendered so far stay valid
+            self.pdfs = PdfStore(lambda notes: self._render_pdf(artifacts, notes))
+            self._stores = [*self._stores[-3:], self.pdfs]
         self.hub.reset(site.slides)
         return site
 
@@ -320,17 +321,19 @@ async def _deck_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _render_thumbnail(state: DeckState) -> None:
-    """Deck mode: a PNG of slide 1 for oEmbed, rendered in the background."""
+    """Deck mode: render the PDF ahead of the first download, and slide 1 from it
+    for oEmbed (until then oEmbed points at a title card)."""
     site = state.current
     if site.artifacts.thumbnail_png is not None or not isinstance(state.source, DeckSource):
         return
     try:
-        png = await state.source.render_thumbnail(site.artifacts)
+        pdf = await state.pdfs.get(notes=False)
+        png = await state.source.render_thumbnail(pdf.body) if pdf is not None else None
     except SlidesvcError as exc:
         log.warning("thumbnail: %s (using a title card)", exc)
         return
     if png is not None and state.site is site:
-        state.install(dataclasses.replace(site.artifacts, thumbnail_png=png))
+        state.install(dataclasses.replace(site.artifacts, thumbnail_png=png), keep_pdfs=True)
 
 
 async def _watcher(app: web.Application) -> AsyncIterator[None]:

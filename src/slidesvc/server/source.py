@@ -40,8 +40,8 @@ class Source(Protocol):
         """The PDF of `artifacts` (None: this source has none)."""
         ...
 
-    async def render_thumbnail(self, artifacts: Artifacts) -> bytes | None:
-        """A PNG of slide 1 when the artifacts lack one (None: not available)."""
+    async def render_thumbnail(self, pdf: bytes) -> bytes | None:
+        """A PNG of slide 1 made from the deck's PDF (None: not available)."""
         ...
 
     def watched_files(self) -> Iterator[Path]:
@@ -79,8 +79,8 @@ class FolderSource:
     async def render_pdf(self, artifacts: Artifacts, *, notes: bool) -> bytes | None:
         return artifacts.notes_pdf if notes else artifacts.pdf
 
-    async def render_thumbnail(self, artifacts: Artifacts) -> bytes | None:
-        return None
+    async def render_thumbnail(self, pdf: bytes) -> bytes | None:
+        return None  # a build writes thumbnail.png; without it the title card is used
 
     def watched_files(self) -> Iterator[Path]:
         return _walk(self.folder)
@@ -106,10 +106,10 @@ class DeckSource:
 
         return await build.render_pdf_async(self.deck_path, notes=notes)
 
-    async def render_thumbnail(self, artifacts: Artifacts) -> bytes | None:
-        from slidesvc import build
+    async def render_thumbnail(self, pdf: bytes) -> bytes | None:
+        from slidesvc.thumbnail import png_of_first_page
 
-        return await build.render_thumbnail_async(self.deck_path)
+        return await asyncio.get_running_loop().run_in_executor(None, png_of_first_page, pdf)
 
     def watched_files(self) -> Iterator[Path]:
         # The deck, its images and a local theme all live in the deck's folder;
