@@ -47,7 +47,8 @@ def make_artifacts(out: Path, deck: Path | None) -> Path:
         build_artifacts(deck, out, pdf=False)
         return out
     sys.path.insert(0, str(ROOT / "tests"))
-    from server_fixtures import make_artifacts as synthetic, write_artifacts
+    from server_fixtures import make_artifacts as synthetic
+    from server_fixtures import write_artifacts
 
     return write_artifacts(out, synthetic(slides=30, title="Bench deck"))
 
@@ -74,8 +75,10 @@ def rss_mb(pid: int) -> float:
 def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {}
     for pct in ("50", "99"):
@@ -139,9 +142,12 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
 
     ws_url = base.replace("http://", "ws://") + "live"
     conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as fans, aiohttp.ClientSession(
-        cookie_jar=aiohttp.CookieJar(unsafe=True)  # the cookie comes from an IP address
-    ) as pres:
+    async with (
+        aiohttp.ClientSession(connector=conn) as fans,
+        aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True)  # the cookie comes from an IP address
+        ) as pres,
+    ):
         sockets = [await fans.ws_connect(ws_url) for _ in range(followers)]
         await pres.post(base + "presenter", data={"token": TOKEN}, allow_redirects=False)
         presenter = await pres.ws_connect(ws_url)
@@ -153,7 +159,9 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
             slide = 2 + i % 5
             sent = time.perf_counter()
 
-            async def arrival(ws: aiohttp.ClientWebSocketResponse) -> float:
+            async def arrival(
+                ws: aiohttp.ClientWebSocketResponse, slide: int = slide, sent: float = sent
+            ) -> float:
                 while True:
                     msg = json.loads((await ws.receive(timeout=10)).data)
                     if msg.get("type") == "position" and msg["slide"] == slide:
@@ -179,7 +187,9 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--deck", type=Path, help="build this deck (default: a synthetic 30-slide deck)")
+    parser.add_argument(
+        "--deck", type=Path, help="build this deck (default: a synthetic 30-slide deck)"
+    )
     parser.add_argument("--artifacts", type=Path, help="serve this prebuilt artifact folder")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
@@ -198,8 +208,9 @@ def main() -> int:
     started = time.monotonic()
     server = subprocess.Popen(
         [PY, "-m", "slidesvc.server", "--artifacts", str(folder), "--port", str(port)],
-        stdout=log, env=env,
-    )  # fmt: skip
+        stdout=log,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}/"
     first_200 = wait_200(base + "healthz") - started
     nginx = plain = None
@@ -216,9 +227,15 @@ def main() -> int:
         nginx = start_nginx(web_root, nginx_port, tmp)
         plain_port = free_port()
         plain = subprocess.Popen(
-            [PY, "-c", PLAIN_SERVER, str(web_root / "index.html"), str(web_root / "embed.html"),
-             str(plain_port)]
-        )  # fmt: skip
+            [
+                PY,
+                "-c",
+                PLAIN_SERVER,
+                str(web_root / "index.html"),
+                str(web_root / "embed.html"),
+                str(plain_port),
+            ]
+        )
         wait_200(f"http://127.0.0.1:{plain_port}/")
         time.sleep(0.5)
         idle_rss = rss_mb(server.pid)
@@ -248,23 +265,31 @@ def main() -> int:
         log.close()
 
     size = (web_root / "index.html").stat().st_size
-    print(f"\nslidesvc bench: {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
-          f"-d{args.duration}s, page {size / 1024:.0f} KiB, nginx 1 worker\n")  # fmt: skip
-    print(f"| route | server | req/s | p50 ms | p99 ms | vs nginx |")
+    print(
+        f"\nslidesvc bench: {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
+        f"-d{args.duration}s, page {size / 1024:.0f} KiB, nginx 1 worker\n"
+    )
+    print("| route | server | req/s | p50 ms | p99 ms | vs nginx |")
     print("|---|---|---:|---:|---:|---:|")
     for path in ("", "embed"):
         ref = results[("nginx", path)]["rps"]
         for name in ("slidesvc", "nginx", "plain aiohttp"):
             r = results[(name, path)]
-            print(f"| /{path} | {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
-                  f"| {100 * r['rps'] / ref:.0f}% |")  # fmt: skip
+            print(
+                f"| /{path} | {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
+                f"| {100 * r['rps'] / ref:.0f}% |"
+            )
     rows = [
         ("idle RSS of the deck process", f"{idle_rss:.1f} MB (target < 45 MB)"),
         ("process start to first 200", f"{first_200 * 1000:.0f} ms (target < 500 ms)"),
-        (f"live fan-out, {args.followers} followers, p50",
-         f"{pct(delays, 50):.1f} ms"),  # fmt: skip
-        (f"live fan-out, {args.followers} followers, p99",
-         f"{pct(delays, 99):.1f} ms (target < 200 ms)"),  # fmt: skip
+        (
+            f"live fan-out, {args.followers} followers, p50",
+            f"{pct(delays, 50):.1f} ms",
+        ),
+        (
+            f"live fan-out, {args.followers} followers, p99",
+            f"{pct(delays, 99):.1f} ms (target < 200 ms)",
+        ),
     ]
     print()
     print("| measure | value |")

@@ -26,7 +26,7 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >&2
+    apt-get install -y -qq $missing >&2
 fi
 # Debian's docker-registry package starts a system service on :5000; the tests
 # run their own registry on 127.0.0.1:5000, so the packaged one must not hold it.

@@ -2,7 +2,7 @@
 # Set up everything slidesvc needs on a Debian/Ubuntu machine, idempotently.
 #   scripts/setup.sh          runtime: Pango for WeasyPrint, fonts, a Python venv in .venv
 #   scripts/setup.sh --test   also what the test suite drives: Chromium, poppler,
-#                             wrk, nginx, podman/skopeo/umoci/runc, docker-registry
+#                             wrk, nginx (containers: scripts/container-setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-if [ "$want_test" = 1 ] && [ -x scripts/container-setup.sh ]; then
-  scripts/container-setup.sh
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

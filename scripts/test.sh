@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+eval "$(scripts/container-setup.sh)"   # podman, skopeo, umoci, runc, docker-registry
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"

@@ -33,10 +33,17 @@ def tiny_png(width: int = 64, height: int = 36) -> bytes:
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def make_artifacts(
@@ -128,7 +135,9 @@ def write_artifacts(folder: Path, artifacts: Artifacts) -> Path:
 class MemorySource:
     """A `Source` serving artifacts held in memory, with a controllable PDF render."""
 
-    def __init__(self, artifacts: Artifacts, *, pdf_delay: float = 0.0, pdf_error: str = "") -> None:
+    def __init__(
+        self, artifacts: Artifacts, *, pdf_delay: float = 0.0, pdf_error: str = ""
+    ) -> None:
         self.artifacts = artifacts
         self.label = "memory"
         self.pdf_delay = pdf_delay

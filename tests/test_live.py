@@ -90,13 +90,14 @@ async def test_presenter_moves_reach_followers(client: Any) -> None:
 async def test_follower_moves_are_rejected(client: Any) -> None:
     """A client without the presenter cookie cannot move the deck, and stays connected."""
     follower = await client.ws_connect("/live")
-    other = await client.ws_connect("/live")
+    other = await client.ws_connect("/live")  # a bystander that must stay connected
     await follower.send_str(json.dumps({"slide": 3, "fragment": 0}))
     answer = await follower.receive_json(timeout=2)
     assert answer["type"] == "rejected"
     assert "presenter" in answer["reason"]
     assert not follower.closed
     assert client.app[STATE].hub.position is None
+    assert not other.closed
 
 
 async def test_forged_cookie_is_not_a_presenter(client: Any) -> None:

@@ -177,5 +177,5 @@ _full = SlideConverter(prefilter=False)
 @settings(max_examples=300, deadline=None)
 @given(text=MARKDOWN)
 def test_inline_pattern_prefilter_changes_nothing(text: str) -> None:
-    """Skipping inline patterns whose trigger is absent gives the same HTML."""
+    """Skipping inline patterns (and attr_list) that cannot match gives the same HTML."""
     assert _fast.convert(text, Context()) == _full.convert(text, Context())

@@ -499,6 +499,7 @@ async def test_broken_deck_is_listed_with_its_error(start_front: StartFront, dec
     parser = _Cards()
     parser.feed(body.decode())
     assert "broken.md:2:" in parser.cards["broken"]["text"]
+    assert str(decks) not in body.decode()  # no server paths on a public page
     assert "Talk alpha" in parser.cards["alpha"]["text"]
 
 
@@ -594,3 +595,15 @@ async def test_editing_a_crashing_deck_lifts_the_back_off(
         return status == 200 and b"Fixed now" in body
 
     await eventually(served, timeout=8)
+
+
+async def test_two_files_with_one_slug_are_reported_not_mixed_up(
+    start_front: StartFront, decks: Path
+) -> None:
+    """`Alpha.md` next to `alpha.md`: the first keeps /alpha/, the other is listed as an error."""
+    write_deck(decks, "Alpha", 9, title="Shadow")
+    front = await start_front()
+    await front.publisher.catalog.settle()
+    assert front.publisher.supervisor.decks["alpha"].path == decks / "Alpha.md"
+    body = (await front.get("/"))[1].decode()
+    assert "alpha.md: same URL /alpha/ as Alpha.md; rename one" in body

@@ -185,9 +185,10 @@ async def test_only_embed_may_be_framed(serve: MakeClient) -> None:
             continue
         resp = await client.get(path)
         assert resp.headers["X-Frame-Options"] in {"SAMEORIGIN", "DENY"}, path
-        assert "frame-ancestors 'self'" in resp.headers[
-            "Content-Security-Policy"
-        ] or "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
+        assert (
+            "frame-ancestors 'self'" in resp.headers["Content-Security-Policy"]
+            or "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        ), path
 
 
 async def test_embed_allowlist_joins_front_matter_and_settings(serve: MakeClient) -> None:
@@ -203,7 +204,7 @@ async def test_bad_front_matter_origin_stops_start_up() -> None:
     artifacts = make_artifacts(embed_origins=("https://wiki.example.org; script-src *",))
     server = TestServer(create_app(settings(), MemorySource(artifacts)))
     try:
-        with pytest.raises(ServeError, match="embed.origins"):
+        with pytest.raises(ServeError, match=r"embed\.origins"):
             await server.start_server()
     finally:
         await server.close()
@@ -221,13 +222,19 @@ async def test_html_csp_reuses_the_page_policy(serve: MakeClient) -> None:
 async def test_forwarded_host_appears_nowhere(serve: MakeClient) -> None:
     """X-Forwarded-Host / Host never leak into any response."""
     client = await serve()
-    evil = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "Host": "evil.example"}
+    evil = {
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+        "Host": "evil.example",
+    }
     paths = [*ROUTES, "/oembed?url=http://deck.test/", "/oembed?url=http://deck.test/&format=xml"]
     for path in [*paths, "/nope"]:
         resp = await client.get(path, headers=evil)
         assert b"evil.example" not in await resp.read(), path
         assert "evil.example" not in str(resp.headers), path
-    resp = await client.post("/presenter", data={"token": TOKEN}, headers=evil, allow_redirects=False)
+    resp = await client.post(
+        "/presenter", data={"token": TOKEN}, headers=evil, allow_redirects=False
+    )
     assert "evil.example" not in str(resp.headers)
 
 

@@ -122,5 +122,7 @@ def test_default_public_url_uses_bound_port() -> None:
     """The default public URL is http://HOST:PORT/ with the real port."""
     s = settings_from_args(args(port=0), {}).with_bound_port(43210)
     assert s.public_url == "http://127.0.0.1:43210/"
-    assert settings_from_args(args(host="::1"), {}).with_bound_port(1).public_url == "http://[::1]:1/"
+    assert (
+        settings_from_args(args(host="::1"), {}).with_bound_port(1).public_url == "http://[::1]:1/"
+    )
     assert normalize_public_url("HTTPS://Example.org/decks") == "https://example.org/decks/"

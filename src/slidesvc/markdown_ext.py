@@ -1,8 +1,7 @@
 """Python-Markdown extensions for slides, and the one converter that uses them.
 
-- Lists: ``*`` bullets and ``1)`` items are fragment lists
-  (``class="fragments"``); a change of marker starts a new list, as in
-  CommonMark. Python-Markdown has no ``1)`` lists, hence our own processors.
+- Lists: ``*`` bullets and ``1)`` items are fragment lists, a change of
+  marker starts a new list (processors in `slidesvc.markdown_lists`).
 - Fenced code (```` ``` ```` and ``~~~``) highlighted by Pygments at build
   time, ``{2,4-5}`` emphasising lines; unknown languages stay plain text.
 - Math: ``$...$`` and ``$$...$$`` to inline SVG (`slidesvc.mathsvg`), never
@@ -13,7 +12,9 @@
 
 `SlideConverter` builds one `markdown.Markdown` and reuses it for every
 slide, notes block, header and footer; a `Context` carries the per-call
-callbacks in and the findings (backgrounds, fragments, title) out.
+callbacks in and the findings (backgrounds, fragments, title) out. For speed
+it runs only the inline patterns whose trigger characters occur in the text
+(a property test checks the output is the same as with all of them).
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import re
 import xml.etree.ElementTree as etree
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import markdown
-from markdown.blockparser import BlockParser
-from markdown.blockprocessors import OListProcessor
 from markdown.extensions import Extension
 from markdown.extensions.attr_list import AttrListExtension
 from markdown.extensions.tables import TableExtension
@@ -39,6 +38,7 @@ from markdown.util import Registry
 
 from slidesvc.directives import closes_fence, fence_opening
 from slidesvc.highlight import highlight, parse_info
+from slidesvc.markdown_lists import LIST_PROCESSORS, MARKER_ATTRIBUTE
 from slidesvc.model import Background
 
 _SIZE_KEYWORD = re.compile(r"^(w|h|width|height):(\d+(?:\.\d+)?)(px|%|em)?$", re.IGNORECASE)
@@ -46,8 +46,6 @@ _PERCENT = re.compile(r"^\d+(?:\.\d+)?%$")
 _SPLIT = re.compile(r"^(left|right)(?::(\d+(?:\.\d+)?%))?$", re.IGNORECASE)
 _URL = re.compile(r"\bhttps?://[^\s<>\"'\x02\x03]*[^\s<>\"'\x02\x03.,;:!?)\]]")
 _RAW_IMG = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE)
-_MARKER = "data-slidesvc-marker"
-"""Remembers a list's marker while parsing, so ``-`` after ``+`` starts a new list."""
 _STASH = re.compile(r"\x02[a-z]+:(\d+)\x03")
 _ESCAPED = re.compile(r"\x02(\d+)\x03")
 _MATH = re.compile(
@@ -187,112 +185,6 @@ class _MathInlineProcessor(InlineProcessor):
         return stored, m.start(0), m.end(0)
 
 
-# --- lists ------------------------------------------------------------------
-
-
-class _ListProcessor(OListProcessor):
-    """One list marker kind; a different marker at the top level starts a new list."""
-
-    MARKER: ClassVar[str] = r"\d+\."
-    FRAGMENTS: ClassVar[bool] = False
-    LAZY_OL = False  # `3.` starts at 3, as in CommonMark
-
-    def __init__(self, parser: BlockParser) -> None:
-        super().__init__(parser)
-        indent, marker = self.tab_length - 1, self.MARKER
-        self.RE = re.compile(rf"^[ ]{{0,{indent}}}{marker}[ ]+(.*)")
-        self.CHILD_RE = re.compile(rf"^[ ]{{0,{indent}}}(({marker}))[ ]+(.*)")
-        self.OTHER_RE = re.compile(rf"^[ ]{{0,{indent}}}(?!{marker}[ ])(\d+[.)]|[*+-])[ ]+")
-        self.INDENT_RE = re.compile(
-            rf"^[ ]{{{self.tab_length},{self.tab_length * 2 - 1}}}(\d+[.)]|[*+-])[ ]+.*"
-        )
-        self._sibling_check = False
-
-    def lastChild(self, parent: etree.Element) -> etree.Element | None:
-        child = super().lastChild(parent)
-        # The base class's first lookup finds the list to continue (items split by
-        # blank lines); a list of another marker is not one to continue.
-        if self._sibling_check:
-            self._sibling_check = False
-            if child is not None and child.get(_MARKER, self.MARKER) != self.MARKER:
-                return None
-        return child
-
-    def run(self, parent: etree.Element, blocks: list[str]) -> None:
-        lines = _four_space_nesting(blocks[0].split("\n"), self.tab_length)
-        blocks[0] = "\n".join(lines)
-        for index in range(1, len(lines)):
-            if self.OTHER_RE.match(lines[index]):
-                blocks[0] = "\n".join(lines[:index])
-                blocks.insert(1, "\n".join(lines[index:]))
-                break
-        self._sibling_check = True
-        super().run(parent, blocks)
-        self._sibling_check = False
-        last = super().lastChild(parent)
-        if last is not None and last.tag == self.TAG and _MARKER not in last.attrib:
-            last.set(_MARKER, self.MARKER)  # removed again by _SlideTreeprocessor
-            if self.FRAGMENTS:
-                last.set("class", "fragments")
-
-
-_ANY_MARKER = re.compile(r"^( *)(?:[*+-]|\d{1,9}[.)])( +)(?=\S)")
-
-
-def _four_space_nesting(lines: list[str], tab: int) -> list[str]:
-    """Re-indent a list block nested CommonMark-style (``  * b`` under ``* a``).
-
-    Marp decks nest items under the parent's text, often two spaces in;
-    Python-Markdown nests only by multiples of four. Each item's depth follows
-    from the items above it, and its lines are re-indented to ``depth * 4``.
-    """
-    if not any(0 < len(line) - len(line.lstrip(" ")) < tab for line in lines[1:]):
-        return lines
-    open_items: list[int] = []  # content column of each open item
-    out = []
-    for line in lines:
-        indent = len(line) - len(line.lstrip(" "))
-        match = _ANY_MARKER.match(line)
-        if match is not None:
-            while open_items and indent < open_items[-1]:
-                open_items.pop()
-            depth = len(open_items)
-            open_items.append(match.end())
-            out.append(" " * (depth * tab) + line[indent:])
-        elif open_items and line.strip() and indent >= open_items[-1]:
-            extra = indent - open_items[-1]
-            out.append(" " * (len(open_items) * tab + extra) + line[indent:])
-        else:
-            out.append(line)
-    return out
-
-
-class _DotList(_ListProcessor):
-    TAG = "ol"
-
-
-class _ParenList(_ListProcessor):
-    TAG = "ol"
-    MARKER = r"\d+\)"
-    FRAGMENTS = True
-
-
-class _StarList(_ListProcessor):
-    TAG = "ul"
-    MARKER = r"[*]"
-    FRAGMENTS = True
-
-
-class _DashList(_ListProcessor):
-    TAG = "ul"
-    MARKER = r"[-]"
-
-
-class _PlusList(_ListProcessor):
-    TAG = "ul"
-    MARKER = r"[+]"
-
-
 # --- tree: images, backgrounds, fragments, title, links ---------------------
 
 
@@ -309,7 +201,7 @@ class _SlideTreeprocessor(Treeprocessor):
         for parent in root.iter():
             tag = parent.tag
             if tag in ("ul", "ol"):
-                parent.attrib.pop(_MARKER, None)
+                parent.attrib.pop(MARKER_ATTRIBUTE, None)
                 if parent.get("class") == "fragments":
                     ctx.fragments += sum(1 for child in parent if child.tag == "li")
             elif not ctx.title and tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
@@ -460,7 +352,8 @@ class _OnlyWithBraces(Treeprocessor):
         self.inner = inner
 
     def run(self, root: etree.Element) -> etree.Element | None:
-        return self.inner.run(root) if "{" in self.converter.prose else None
+        wanted = "{" in self.converter.prose or not self.converter.prefilter
+        return self.inner.run(root) if wanted else None
 
 
 class _PrefilterPreprocessor(Preprocessor):
@@ -491,14 +384,7 @@ class _SlideExtension(Extension):
         parser = md.parser
         for name in ("olist", "ulist"):
             parser.blockprocessors.deregister(name)
-        lists: list[tuple[str, type[_ListProcessor], int]] = [
-            ("list_dot", _DotList, 40),
-            ("list_paren", _ParenList, 39),
-            ("list_star", _StarList, 30),
-            ("list_dash", _DashList, 29),
-            ("list_plus", _PlusList, 28),
-        ]
-        for name, kind, priority in lists:
+        for name, kind, priority in LIST_PROCESSORS:
             parser.blockprocessors.register(kind(parser), name, priority)
         md.preprocessors.register(_PrefilterPreprocessor(md, self.converter), "slide_prefilter", 0)
         md.treeprocessors.register(_SlideTreeprocessor(md, self.converter), "slide_tree", 5)
@@ -535,7 +421,7 @@ class SlideConverter:
     """One reusable Markdown instance with the slide extensions."""
 
     def __init__(self, *, prefilter: bool = True) -> None:
-        """``prefilter=False`` runs every inline pattern always (for tests)."""
+        """``prefilter=False`` runs every inline pattern and tree step always (for tests)."""
         self.ctx = Context()
         self.source = ""
         """The Markdown being converted, as given."""

@@ -57,7 +57,9 @@ def summarize(path: Path) -> DeckSummary:
     try:
         deck = load_deck(path)
     except SlidesvcError as exc:
-        return DeckSummary(slug=slug, path=path, title=slug, error=str(exc).splitlines()[0])
+        # The index is public: name the file, not where it lives on the server.
+        error = str(exc).splitlines()[0].replace(str(path), path.name)
+        return DeckSummary(slug=slug, path=path, title=slug, error=error)
     meta = deck.meta
     return DeckSummary(
         slug=deck.slug,
@@ -94,7 +96,7 @@ def assign_slugs(paths: list[Path]) -> tuple[dict[str, Path], dict[Path, str]]:
     for path in sorted(paths):
         slug = slugify(path)
         if slug in slugs:
-            clashes[path] = f"{path}: same URL /{slug}/ as {slugs[slug].name}; rename one of them"
+            clashes[path] = f"{path.name}: same URL /{slug}/ as {slugs[slug].name}; rename one"
         else:
             slugs[slug] = path
     return slugs, clashes
@@ -180,7 +182,7 @@ class Catalog:
             raise
         except Exception as exc:  # a worker crash must not take the index down
             log.warning("[%s] cannot read the deck: %r", slug, exc)
-            summary = DeckSummary(slug=slug, path=path, title=slug, error=f"{path}: {exc!r}")
+            summary = DeckSummary(slug=slug, path=path, title=slug, error=f"{path.name}: {exc!r}")
         if slug in self.summaries:
             self.summaries[slug] = replace(summary, slug=slug)
             self.version += 1

@@ -87,9 +87,10 @@ class DeckState:
         }
         return Prepared(data, headers, compress=False)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop every PDF render still running."""
         for store in self._stores:
-            store.close()
+            await store.close()
 
 
 async def _no_pdf(notes: bool) -> Prepared | None:
@@ -317,7 +318,7 @@ async def _deck_lifecycle(app: web.Application) -> AsyncIterator[None]:
     thumb.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await thumb
-    state.close()
+    await state.close()
 
 
 async def _render_thumbnail(state: DeckState) -> None:

@@ -1,9 +1,10 @@
 """The live channel: one WebSocket hub per deck process.
 
 Followers (the deck and embed views) receive the presenter's position as soon
-as they connect (once a presenter has moved) and whenever it changes; in watch mode they also receive
-``reload`` and ``error`` notices. Only a connection whose upgrade request
-carried a valid presenter cookie may move the deck. A client that sends
+as they connect (once a presenter has moved) and whenever it changes; in
+watch mode they also receive ``reload`` and ``error`` notices. Only a
+connection whose upgrade request carried a valid presenter cookie may move
+the deck. A client that sends
 something wrong (too large, not JSON, not a move, a move without being the
 presenter) gets an ``{"type": "rejected"}`` answer or, for oversize frames,
 its own connection closed; other clients never notice. Each broadcast is

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,10 +53,26 @@ def serve(settings: ServerSettings, source: Source, *, out: TextIO | None = None
     sock = bind(settings.host, settings.port)
     settings = settings.with_bound_port(sock.getsockname()[1])
     try:
-        asyncio.run(_serve(settings, source, sock, out or sys.stdout))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(_serve(settings, source, sock, out or sys.stdout))
     finally:
         sock.close()
     return 0
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (faster sockets), else asyncio's.
+
+    ``SLIDESVC_UVLOOP=0`` keeps asyncio's loop even when uvloop is there.
+    """
+    if os.environ.get("SLIDESVC_UVLOOP", "1").strip().lower() in {"0", "false", "no", "off"}:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -154,7 +171,7 @@ class CommonLogFormat(AbstractAccessLogger):
         pending.append(
             f'{request.remote or "-"} - - [{self._stamp[1]}] "{request.method} {target} '
             f'HTTP/{version.major}.{version.minor}" {response.status} '
-            f'{"-" if size is None else size}\n'
+            f"{'-' if size is None else size}\n"
         )
 
 

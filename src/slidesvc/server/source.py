@@ -143,11 +143,13 @@ class PdfStore(Generic[T]):
         if failed and self._tasks.get(notes) is task:
             del self._tasks[notes]
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop renders in flight (their worker processes are killed on cancel)."""
-        for task in self._tasks.values():
-            task.cancel()
+        tasks = list(self._tasks.values())
         self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 __all__ = ["DeckSource", "FolderSource", "PdfStore", "RenderError", "Source"]
