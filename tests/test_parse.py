@@ -545,3 +545,36 @@ def test_a_marp_deck_compiles_unchanged() -> None:
     assert (split.bg_split, split.bg_split_size) == ("left", "40%")
     assert agenda.fragments == 6  # Intro, Why, How, Outro, first, second
     assert deck.diagnostics == ()
+
+
+def test_a_failing_child_is_replaced_by_the_parent(
+    write_deck: WriteDeck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the forked half cannot send its result, the parent converts it itself."""
+    import os
+    import pickle
+
+    from slidesvc import parse
+
+    path = write_deck("\n---\n".join(f"# S{i}\n\n* a\n* b\n" for i in range(10)))
+    serial = load_deck(path)
+
+    def broken_dumps(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("the child cannot pickle")
+
+    monkeypatch.setattr(parse, "PARALLEL_MIN_SLIDES", 4)
+    monkeypatch.setattr(parse, "_can_fork", lambda: True)
+    monkeypatch.setattr(pickle, "dumps", broken_dumps)
+    children: list[int] = []
+    real_waitpid = os.waitpid
+
+    def recording_waitpid(pid: int, options: int) -> tuple[int, int]:
+        result = real_waitpid(pid, options)
+        children.append(os.waitstatus_to_exitcode(result[1]))
+        return result
+
+    monkeypatch.setattr(os, "waitpid", recording_waitpid)
+    parallel = load_deck(path)
+    assert children == [1]  # the child ran, failed, and was waited for
+    assert parallel.slides == serial.slides
+    assert parallel.diagnostics == serial.diagnostics

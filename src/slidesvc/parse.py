@@ -304,10 +304,13 @@ class _Compiler:
             os.close(reader)
             self._convert_in_child(jobs[half:], writer)
         os.close(writer)
-        slides += [self._slide(*job) for job in jobs[warm:half]]
-        with os.fdopen(reader, "rb") as pipe:
+        pipe = os.fdopen(reader, "rb")
+        try:
+            slides += [self._slide(*job) for job in jobs[warm:half]]
             payload = pipe.read()
-        os.waitpid(pid, 0)
+        finally:  # also on errors here: closing the pipe ends a child stuck writing
+            pipe.close()
+            os.waitpid(pid, 0)
         try:
             theirs: list[Slide]
             theirs, errors, warnings, assets, uses_code = pickle.loads(payload)
