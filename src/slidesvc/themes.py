@@ -5,7 +5,9 @@ installed package, or at the repository root in a checkout). Marp's
 built-in names map to slidesvc themes. A deck-local theme is confined to the
 deck's folder and its ``url()`` references are inlined as data URIs, so the
 result needs no file at view time. A theme's first line may carry settings
-(``/* slidesvc-theme: pygments=github-dark */``).
+(``/* slidesvc-theme: pygments=github-dark */``). Every theme, bundled or
+local, is applied on top of the base rules (``themes/_base.css``), so a theme
+only sets custom properties and adds what makes it different.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from slidesvc.assets import AssetError, AssetStore, is_inline, is_remote
 from slidesvc.errors import DeckError, Diagnostic
 
 DEFAULT_THEME = "default"
+BASE_CSS = "_base.css"
 MARP_THEMES = {"gaia": "dark", "uncover": "default"}
 """Marp's built-in theme names that have no slidesvc theme of the same name."""
 
@@ -50,7 +53,7 @@ def themes_dir() -> Path:
 
 def available_themes() -> list[str]:
     """Names of the themes shipped with slidesvc."""
-    return sorted(p.stem for p in themes_dir().glob("*.css"))
+    return sorted(p.stem for p in themes_dir().glob("*.css") if not p.name.startswith("_"))
 
 
 def theme_settings(css: str) -> dict[str, str]:
@@ -100,9 +103,14 @@ def _read_named(name: str) -> str | None:
         return None
 
 
+def base_css() -> str:
+    """The rules every theme builds on ("" when a themes folder has none)."""
+    return _read_named(BASE_CSS.removesuffix(".css")) or ""
+
+
 def _theme(name: str, css: str, warnings: list[Diagnostic]) -> Theme:
     style = theme_settings(css).get("pygments", "default")
-    return Theme(name, css, style, tuple(warnings))
+    return Theme(name, base_css() + "\n" + css, style, tuple(warnings))
 
 
 def _load_local(spec: str, deck: Path, line: int, store: AssetStore) -> Theme:
