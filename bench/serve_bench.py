@@ -9,6 +9,8 @@ the very bytes the deck process answers), idle RSS of the deck process, time
 from process start to its first 200, and live-follow fan-out (500 WebSocket
 followers, p99 delay from a presenter move to its arrival). Prints a table.
 Both servers keep their access log on (written to a file), as in production.
+Each target is measured in several interleaved rounds (medians reported), so
+other load on the machine hits every server alike.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,7 @@ from urllib.request import Request, urlopen
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TOKEN = "bench-presenter-token"
+EXAMPLE_DECK = ROOT / "decks" / "slidesvc.md"
 
 
 def free_port() -> int:
@@ -187,11 +192,10 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--deck", type=Path, help="build this deck (default: a synthetic 30-slide deck)"
-    )
+    parser.add_argument("--deck", type=Path, help="build this deck (default: decks/slidesvc.md)")
     parser.add_argument("--artifacts", type=Path, help="serve this prebuilt artifact folder")
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per target")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--followers", type=int, default=500)
     args = parser.parse_args()
@@ -200,8 +204,12 @@ def main() -> int:
             print(f"{tool} is not installed (apt-get install wrk nginx-light)", file=sys.stderr)
             return 2
 
+    load_before = Path("/proc/loadavg").read_text().split()[0]
     tmp = Path(tempfile.mkdtemp(prefix="slidesvc-bench-"))
-    folder = args.artifacts or make_artifacts(tmp / "artifacts", args.deck)
+    deck = args.deck
+    if deck is None and args.artifacts is None and EXAMPLE_DECK.is_file():
+        deck = EXAMPLE_DECK
+    folder = args.artifacts or make_artifacts(tmp / "artifacts", deck)
     port, nginx_port = free_port(), free_port()
     log = open(tmp / "slidesvc-access.log", "w")  # noqa: SIM115 - lives for the whole run
     env = {**os.environ, "SLIDESVC_PRESENTER_TOKEN": TOKEN}
@@ -240,17 +248,28 @@ def main() -> int:
         time.sleep(0.5)
         idle_rss = rss_mb(server.pid)
 
-        results = {}
-        for path in ("", "embed"):
-            targets = (
-                ("slidesvc", base + path),
-                ("nginx", f"http://127.0.0.1:{nginx_port}/{path}"),
-                ("plain aiohttp", f"http://127.0.0.1:{plain_port}/{path}"),
-            )
-            for name, url in targets:
-                note(f"wrk {name} /{path}")
-                wrk(url, 2, args.connections)  # warm-up
-                results[(name, path)] = wrk(url, args.duration, args.connections)
+        targets = (
+            {("slidesvc", path): base + path for path in ("", "embed")}
+            | {("nginx", path): f"http://127.0.0.1:{nginx_port}/{path}" for path in ("", "embed")}
+            | {
+                ("plain aiohttp", path): f"http://127.0.0.1:{plain_port}/{path}"
+                for path in ("", "embed")
+            }
+        )
+        for url in targets.values():
+            wrk(url, 1, args.connections)  # warm-up
+        runs: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in targets}
+        for round_ in range(args.rounds):
+            # interleaved, in a new order each round, so a busy moment hits all alike
+            order = list(targets.items())
+            random.Random(round_).shuffle(order)
+            for key, url in order:
+                note(f"round {round_ + 1}/{args.rounds}: wrk {key[0]} /{key[1]}")
+                runs[key].append(wrk(url, args.duration, args.connections))
+        results = {
+            key: {m: statistics.median(r[m] for r in rs) for m in ("rps", "p50", "p99")}
+            for key, rs in runs.items()
+        }
         note(f"live fan-out to {args.followers} followers")
         delays = asyncio.run(fanout(base, args.followers, moves=10))
     finally:
@@ -266,8 +285,9 @@ def main() -> int:
 
     size = (web_root / "index.html").stat().st_size
     print(
-        f"\nslidesvc bench: {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
-        f"-d{args.duration}s, page {size / 1024:.0f} KiB, nginx 1 worker\n"
+        f"\nslidesvc bench: {os.cpu_count()} CPUs, median of {args.rounds} interleaved runs of "
+        f"wrk -t1 -c{args.connections} -d{args.duration}s, page {size / 1024:.0f} KiB, "
+        f"nginx 1 worker, load average before {load_before}\n"
     )
     print("| route | server | req/s | p50 ms | p99 ms | vs nginx |")
     print("|---|---|---:|---:|---:|---:|")

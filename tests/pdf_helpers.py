@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_theme() -> str:
-    """The real default theme (for tests about what themes style, like bg splits)."""
-    return (ROOT / "themes" / "default.css").read_text(encoding="utf-8")
+    """The real default theme on its base rules (for what themes style, like bg splits)."""
+    from slidesvc.themes import base_css
+
+    return base_css() + "\n" + (ROOT / "themes" / "default.css").read_text(encoding="utf-8")
 
 
 def make_deck(

@@ -328,6 +328,7 @@ async def test_notes_pdf_is_private_by_default(serve: MakeClient) -> None:
     assert resp.status == 200
     assert await resp.read() == b"%PDF-1.7 notes v1"
     assert resp.headers["Content-Disposition"] == 'attachment; filename="talk-notes.pdf"'
+    assert resp.headers["Cache-Control"] == "private, no-store"
 
 
 async def test_notes_pdf_public_when_deck_opts_in(serve: MakeClient) -> None:

@@ -345,6 +345,7 @@ def _render(
     workers = _jobs(jobs)
     batches = _batches(deck, css, slide_jobs, workers, cache)
     if len(batches) > 1 and workers > 1:
+        _warm_up(batches[0])
         results = _run_pool(batches, min(workers, len(batches)))
     else:
         results = [_render_batch(b) for b in batches]
@@ -384,6 +385,13 @@ def _batches(
             )
         )
     return batches
+
+
+def _warm_up(job: _BatchJob) -> None:
+    """Load fonts and parse the stylesheet once, before the workers fork."""
+    state = _state()
+    css, _ = _parsed_css(state, job.css, Path(job.folder))
+    HTML(string=print_document(job.lang, [])).render(stylesheets=[css], font_config=state.fonts)
 
 
 def _run_pool(batches: Sequence[_BatchJob], workers: int) -> list[list[PageEntry]]:

@@ -43,6 +43,7 @@ from slidesvc.server.source import DeckSource, PdfStore, Source
 log = logging.getLogger("slidesvc.server")
 
 _FILENAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_FAILED_LOGIN_DELAY = 0.25
 
 
 class DeckState:
@@ -85,6 +86,8 @@ class DeckState:
             **data_headers("application/pdf"),
             "Content-Disposition": f'attachment; filename="{name}"',
         }
+        if notes and not deck.get("pdf_notes"):
+            headers["Cache-Control"] = "private, no-store"  # speaker notes: no shared caches
         return Prepared(data, headers, compress=False)
 
     async def close(self) -> None:
@@ -190,6 +193,7 @@ async def presenter_login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = form.get("token")
     if not isinstance(token, str) or not auth.token_ok(token, state.settings.presenter_token):
+        await asyncio.sleep(_FAILED_LOGIN_DELAY)  # slows guessing; the loop stays free
         return _login(state.current, status=403, failed=True)
     public = urlsplit(state.settings.public_url)
     response = web.Response(

@@ -11,6 +11,7 @@ header sets; the error middleware adds them only to responses made elsewhere.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import html
@@ -44,6 +45,7 @@ def _etag(data: bytes, variant: str) -> str:
     return '"' + hashlib.sha256(data).hexdigest()[:24] + "-" + variant + '"'
 
 
+@functools.lru_cache(maxsize=64)  # browsers send a handful of distinct values
 def accepts_gzip(header: str) -> bool:
     """Whether an ``Accept-Encoding`` value allows gzip (``q=0`` refuses it)."""
     for item in header.lower().split(","):
@@ -88,9 +90,11 @@ class Prepared:
     def respond(self, request: web.Request) -> web.Response:
         """The response for `request`: 304, gzip or identity."""
         body, headers = self.body, self.headers
-        if self.gz_body is not None and accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        request_headers = request.headers
+        encodings = request_headers.get("Accept-Encoding")
+        if encodings and self.gz_body is not None and accepts_gzip(encodings):
             body, headers = self.gz_body, self.gz_headers
-        inm = request.headers.get("If-None-Match")
+        inm = request_headers.get("If-None-Match")
         if inm is not None and etag_matches(inm, headers["ETag"]):
             return web.Response(
                 status=304, headers={**self.not_modified_headers, "ETag": headers["ETag"]}
