@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -113,6 +114,10 @@ async def _serve(
         access_log=logging.getLogger("slidesvc.access") if settings.access_log else None,
     )
     await runner.setup()  # loads (or compiles) the deck: errors surface here
+    # Everything made so far lives as long as the process: keep it out of the
+    # garbage collector's way so collections stay cheap while serving.
+    gc.collect()
+    gc.freeze()
     try:
         await web.SockSite(runner, sock).start()
         stop = asyncio.Event()
