@@ -318,7 +318,7 @@ async def test_kill_9_child_restarts_while_other_decks_keep_answering(
     await asyncio.sleep(0.3)
     stop.set()
     await task
-    assert status == 200 and json.loads(body)["slides"] == 2
+    assert status == 200 and json.loads(body)["slides"] == 2, body
     after = await front.status()
     assert after["alpha"]["pid"] != before["alpha"]["pid"] and after["alpha"]["restarts"] == 1
     assert not alive(before["alpha"]["pid"])

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,6 +35,7 @@ from urllib.request import url2pathname
 
 import weasyprint
 from weasyprint import CSS, HTML
+from weasyprint.html import UA, UA_COUNTER_STYLE
 from weasyprint.text.fonts import FontConfiguration, get_hb_object_data
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -158,6 +160,45 @@ def _state() -> _WorkerState:
     return _STATE
 
 
+# WeasyPrint's user-agent stylesheet gives every element six pseudo-elements
+# (``::marker`` and the footnote / note calls and markers): each one is a
+# cascaded and computed style per element, most of the cascade's work. Slides
+# that use neither footnotes, notes nor custom list items get a copy that
+# only styles ``li::marker`` (the sole element that makes a marker there).
+_UA_EXTRAS = re.compile(r"^::(footnote|note)-[a-z-]+ \{[^}\n]*\}$", re.MULTILINE)
+_UA_MARKER = "::marker {"
+
+
+@lru_cache(maxsize=1)
+def _lean_ua_stylesheet() -> CSS | None:
+    lean = _UA_EXTRAS.sub("", UA)
+    if lean.count(_UA_MARKER) != 1 or lean == UA:
+        return None  # not the stylesheet this was written for: keep WeasyPrint's
+    lean = lean.replace(_UA_MARKER, "li::marker {")
+    return CSS(string=lean, counter_style=UA_COUNTER_STYLE)
+
+
+_NEEDS_FULL_UA = re.compile(r"footnote|note\(|list-item", re.IGNORECASE)
+
+
+class _PrintHTML(HTML):  # type: ignore[misc]
+    """An HTML document laid out with the lean user-agent stylesheet when it can."""
+
+    lean_ua = False
+
+    def _ua_stylesheets(self, forms: bool = False) -> Any:
+        lean = _lean_ua_stylesheet() if self.lean_ua and not forms else None
+        return [lean] if lean is not None else super()._ua_stylesheets(forms)
+
+
+def _html(text: str, css: str, **kwargs: Any) -> Any:
+    """`_PrintHTML` of ``text``; lean user-agent styles unless ``text`` or ``css``
+    may need the footnote, note or universal marker rules."""
+    document = _PrintHTML(string=text, **kwargs)
+    document.lean_ua = not (_NEEDS_FULL_UA.search(css) or _NEEDS_FULL_UA.search(text))
+    return document
+
+
 def _parsed_css(state: _WorkerState, text: str, folder: Path) -> tuple[CSS, list[tuple[str, str]]]:
     key = hashlib.sha256(f"{folder}\0{text}".encode()).hexdigest()
     if key not in state.css:
@@ -202,8 +243,9 @@ def _render_batch_unchecked(job: _BatchJob) -> list[PageEntry]:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # refusals are reported per slide instead
     try:
-        document = HTML(
-            string=print_document(job.lang, [s.body for s in job.slides]),
+        document = _html(
+            print_document(job.lang, [s.body for s in job.slides]),
+            job.css,
             base_url=folder.as_uri() + "/",
             url_fetcher=fetcher,
         ).render(stylesheets=[css], font_config=state.fonts)
@@ -391,7 +433,7 @@ def _warm_up(job: _BatchJob) -> None:
     """Load fonts and parse the stylesheet once, before the workers fork."""
     state = _state()
     css, _ = _parsed_css(state, job.css, Path(job.folder))
-    HTML(string=print_document(job.lang, [])).render(stylesheets=[css], font_config=state.fonts)
+    _html(print_document(job.lang, []), job.css).render(stylesheets=[css], font_config=state.fonts)
 
 
 def _run_pool(batches: Sequence[_BatchJob], workers: int) -> list[list[PageEntry]]:

@@ -360,14 +360,13 @@ async def deck(request: web.Request) -> web.StreamResponse:
                         request, publisher.session, url, prefix, registry=publisher.sockets
                     )
                 return await forward_http(request, publisher.session, url, prefix)
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+            except aiohttp.ClientConnectionError as exc:  # refused, reset, disconnected
                 if attempt == 2 or request.method not in _RETRY_METHODS:
                     raise DeckUnavailable(slug, "its process stopped answering", 1) from exc
                 # A process that just died, or a keep-alive connection it just closed:
-                # a GET is safe to send again. Give a death a moment to be noticed,
-                # so that the retry starts a new process.
-                refused = isinstance(exc, aiohttp.ClientConnectorError)
-                await process.confirm_exit(timeout=1.0 if refused else 0.1)
+                # a GET is safe to send again. Let a death be noticed first, so that
+                # the retry starts a new process.
+                await process.confirm_exit()
             except aiohttp.ClientError as exc:  # e.g. died in the middle of a small answer
                 raise DeckUnavailable(slug, "its process stopped answering", 1) from exc
         raise AssertionError("unreachable")

@@ -61,6 +61,16 @@ class DeckUnavailable(Exception):
         self.retry_after = max(1, retry_after)
 
 
+def _is_dead(pid: int) -> bool:
+    """Whether `pid` has exited (a zombie not yet reaped counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in (b"Z", b"X")
+
+
 def backoff(crashes: int) -> float:
     """Seconds to wait before restarting after the n-th crash in a row: 0, 1, 2, 4 … 30."""
     return 0.0 if crashes <= 1 else min(MAX_BACKOFF, 2.0 ** (crashes - 2))
@@ -300,13 +310,18 @@ class DeckProcess:
         if out:
             child_log.info("%s", "\n".join(out))
 
-    async def confirm_exit(self, timeout: float) -> bool:
-        """After a failed connection: wait briefly for the process to be seen
-        exiting; True when it did (then the next `acquire` starts a new one)."""
+    async def confirm_exit(self) -> bool:
+        """After a failed connection: True when the process is gone (then the next
+        `acquire` starts a new one). A dead process is waited for until its exit
+        has been handled, however loaded the machine; a live one (it merely closed
+        a keep-alive connection) is not waited for."""
         exited = self._exited
         if exited is None:
             return True
-        await asyncio.wait({exited}, timeout=timeout)
+        proc = self.proc
+        if proc is not None and not _is_dead(proc.pid):
+            return False
+        await asyncio.wait({exited}, timeout=5.0)
         return exited.done()
 
     async def stop(self) -> None:
