@@ -123,3 +123,23 @@ async def test_watch_reload_and_error(aiohttp_client: Any, write_deck: Callable[
     path.write_text(DECK, encoding="utf-8")
     msg = await ws.receive_json(timeout=10)
     assert msg == {"type": "reload", "version": first}
+
+
+async def test_lazy_pdf_renders_nothing_until_asked(
+    aiohttp_client: Any, write_deck: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--lazy-pdf` (what the publisher uses) start-up starts no PDF render."""
+    calls: list[bool] = []
+    source = DeckSource(write_deck(DECK))
+
+    async def counting_render(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(True)
+        raise AssertionError("no render expected")
+
+    monkeypatch.setattr(source, "render_pdf", counting_render)
+    client = await aiohttp_client(create_app(settings(lazy_pdf=True), source))
+    assert (await client.get("/healthz")).status == 200
+    await asyncio.sleep(0.3)
+    assert calls == []
+    data = await (await client.get("/oembed?url=http://deck.test/")).json()
+    assert data["thumbnail_url"].endswith(".svg"), "the title card stands in for slide 1"

@@ -134,6 +134,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None, help="interface (default 127.0.0.1, env SLIDESVC_HOST)")
     p.add_argument("--port", type=int, default=None, help="port (default 8000; env SLIDESVC_PORT, PORT; 0 = any free)")
     p.add_argument("--watch", action="store_true", help="rebuild and reload pages when files change")
+    p.add_argument("--lazy-pdf", action="store_true",
+                   help="render the PDF on its first download instead of right after start-up")
     p.add_argument("--public-url", default=None, help="public base URL (env SLIDESVC_PUBLIC_URL)")
     p.add_argument("--embed-origin", action="append", default=[], metavar="ORIGIN",
                    help="origin allowed to frame /embed (repeatable; env SLIDESVC_EMBED_ORIGINS)")

@@ -11,7 +11,9 @@ Standard library only.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 from importlib import resources
 
 from slidesvc.model import Background, Deck, Slide
@@ -67,8 +69,66 @@ def slide_section(slide: Slide, width: int) -> str:
     return _slide(slide, _AssetUrls(), False, width)  # type: ignore[arg-type]
 
 
-def page_body(slide: Slide, width: int, notes: bool) -> str:
-    body = f'<div class="pdf-page" data-page="{slide.number}">{slide_section(slide, width)}</div>'
+_CODE_BLOCK = re.compile(r'(<div class="code"><pre>)(.*?)(</pre></div>)', re.DOTALL)
+_TOKEN = re.compile(r'<span class="([\w-]+)">([^<]*)</span>')
+_SAME_CLASS = re.compile(r'<span class="([\w-]+)">([^<]*)</span><span class="\1">([^<]*)</span>')
+_RULE = re.compile(r"([^{}]*)\{([^{}]*)\}")
+_BARE_SPAN = re.compile(r"(?<![\w.#-])span(?![\w.-])")
+_COLOR_ONLY = re.compile(r"\s*color\s*:[^;]*;?\s*")
+
+
+@lru_cache(maxsize=16)
+def _token_styles(css: str) -> tuple[bool, dict[str, bool]] | None:
+    """Per class named in ``css``: whether its rules only set ``color``.
+
+    None when a selector targets ``span`` elements without a class (then
+    every Pygments span may be styled, and they stay)."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
+    styles: dict[str, bool] = {}
+    for selector, declarations in _RULE.findall(css):
+        if _BARE_SPAN.search(selector):
+            return None
+        color_only = _COLOR_ONLY.fullmatch(declarations) is not None
+        for name in re.findall(r"\.([\w-]+)", selector):
+            styles[name] = styles.get(name, True) and color_only
+    return True, styles
+
+
+def _lean_code(body: str, css: str) -> str:
+    """Fewer boxes for Pygments blocks in print: drop spans of classes the CSS
+    never styles, colour-only spans around whitespace and the empty first span,
+    and merge neighbouring spans of one class. The text and its look stay."""
+    found = _token_styles(css)
+    if found is None or '<div class="code"><pre>' not in body:
+        return body
+    styles = found[1]
+
+    def token(match: re.Match[str]) -> str:
+        name, text = match[1], match[2]
+        if name not in styles or (styles[name] and not text.strip()):
+            return text
+        return match[0]
+
+    def block(match: re.Match[str]) -> str:
+        code = match[2].replace("<span></span>", "")
+        code = _TOKEN.sub(token, code)
+        while True:
+            merged = _SAME_CLASS.sub(r'<span class="\1">\2\3</span>', code)
+            if merged == code:
+                break
+            code = merged
+        return match[1] + code + match[3]
+
+    return _CODE_BLOCK.sub(block, body)
+
+
+def page_body(slide: Slide, width: int, notes: bool, css: str = "") -> str:
+    """A slide's page (and notes page) in the print document; with the deck's
+    ``css``, code blocks are simplified (see `_lean_code`)."""
+    section = slide_section(slide, width)
+    if css:
+        section = _lean_code(section, css)
+    body = f'<div class="pdf-page" data-page="{slide.number}">{section}</div>'
     if notes and slide.notes_html:
         title = f"Slide {slide.number}" + (f" · {html.escape(slide.title)}" if slide.title else "")
         body += (

@@ -375,7 +375,7 @@ def _render(
     entries: dict[int, PageEntry] = {}
     slides = deck.slides[:limit] if limit else deck.slides
     for slide in slides:
-        body = page_body(slide, deck.meta.width, notes)
+        body = page_body(slide, deck.meta.width, notes, css)
         assets = {**theme_assets, **_used_assets(deck, body)}
         key = _slide_key(css_hash, body, assets)
         entry = cache.get_entry(key)

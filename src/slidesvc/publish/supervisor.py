@@ -214,6 +214,7 @@ class DeckProcess:
             "--port", "0",
             "--public-url", self.public_url,
             "--watch",
+            "--lazy-pdf",
         ]  # fmt: skip
 
     def _env(self) -> dict[str, str]:

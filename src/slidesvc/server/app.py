@@ -331,6 +331,8 @@ async def _render_thumbnail(state: DeckState) -> None:
     site = state.current
     if site.artifacts.thumbnail_png is not None or not isinstance(state.source, DeckSource):
         return
+    if state.settings.lazy_pdf:
+        return
     try:
         pdf = await state.pdfs.get(notes=False)
         png = await state.source.render_thumbnail(pdf.body) if pdf is not None else None

@@ -50,6 +50,9 @@ class ServerSettings:
     """True when the token was made up at start-up (the banner says so)."""
     watch: bool = False
     """Rebuild and reload open pages when the deck's files change."""
+    lazy_pdf: bool = False
+    """Deck mode: render the PDF on its first download, not right after start-up
+    (the publisher asks for this, so that starting many decks costs no renders)."""
     access_log: bool = True
     """Write one common-log-format line per request to stdout."""
     max_live_clients: int = 2000
@@ -84,6 +87,7 @@ def settings_from_args(args: Any, env: Mapping[str, str]) -> ServerSettings:
         presenter_token=token or secrets.token_urlsafe(24),
         token_generated=not token,
         watch=bool(getattr(args, "watch", False)),
+        lazy_pdf=bool(getattr(args, "lazy_pdf", False)),
         access_log=access_log,
     )
 
