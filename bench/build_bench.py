@@ -57,8 +57,12 @@ def marp_cli() -> Path | None:
     if shutil.which("npm") is None:
         return None
     SCRATCH.mkdir(exist_ok=True)
-    subprocess.run(["npm", "install", "--silent", "--prefix", str(SCRATCH), "@marp-team/marp-cli"],
-                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["npm", "install", "--silent", "--prefix", str(SCRATCH), "@marp-team/marp-cli"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return exe if exe.exists() else None
 
 
@@ -95,15 +99,23 @@ def main() -> None:
         raw, gz = sizes(work / "small.html")
         print(f"\n2-slide deck: {kb(raw)} KB raw, {kb(gz)} KB gzipped (targets: < 60 KB, < 20 KB)")
         if marp is not None:
-            subprocess.run([str(marp), "--no-stdin", str(small), "-o", str(work / "small-marp.html")],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [str(marp), "--no-stdin", str(small), "-o", str(work / "small-marp.html")],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             raw, gz = sizes(work / "small-marp.html")
             print(f"2-slide deck, Marp: {kb(raw)} KB raw, {kb(gz)} KB gzipped")
 
     viewer = Path(__import__("slidesvc").__file__).parent / "viewer"
-    runtime = b"".join(p.read_bytes() for p in sorted(viewer.glob("*.js")) + sorted(viewer.glob("*.css")))
-    print(f"viewer runtime (JS+CSS): {kb(len(runtime))} KB raw, "
-          f"{kb(len(gzip.compress(runtime, 9)))} KB gzipped (target: < 25 KB gzipped)")
+    runtime = b"".join(
+        p.read_bytes() for p in sorted(viewer.glob("*.js")) + sorted(viewer.glob("*.css"))
+    )
+    print(
+        f"viewer runtime (JS+CSS): {kb(len(runtime))} KB raw, "
+        f"{kb(len(gzip.compress(runtime, 9)))} KB gzipped (target: < 25 KB gzipped)"
+    )
 
 
 if __name__ == "__main__":

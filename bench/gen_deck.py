@@ -47,8 +47,7 @@ def logo_png(size: int = 64) -> bytes:
 
     blue, white = b"\x24\x56\xc7", b"\xf6\xf7\xf9"
     rows = [
-        b"".join(blue if (x // 8 + y // 8) % 2 else white for x in range(size))
-        for y in range(size)
+        b"".join(blue if (x // 8 + y // 8) % 2 else white for x in range(size)) for y in range(size)
     ]
     return encode_png(rows, size, size)
 

@@ -98,7 +98,9 @@ class Artifacts:
         index = read(INDEX_HTML)
         meta = read(DECK_JSON)
         if index is None or meta is None:
-            raise FileNotFoundError(f"{folder}: not a deck artifact folder (needs {INDEX_HTML} and {DECK_JSON})")
+            raise FileNotFoundError(
+                f"{folder}: not a deck artifact folder (needs {INDEX_HTML} and {DECK_JSON})"
+            )
         presenter = read(PRESENTER_HTML)
         return cls(
             index_html=index.decode("utf-8"),

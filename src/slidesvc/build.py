@@ -7,12 +7,10 @@ Every output is written atomically: a failing deck leaves nothing behind.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -58,8 +56,9 @@ def compile_artifacts(deck_path: Path) -> art.Artifacts:
     )
 
 
-def build_artifacts(deck_path: Path, out_dir: Path, *, private: bool = True,
-                    pdf: bool = True) -> art.Artifacts:
+def build_artifacts(
+    deck_path: Path, out_dir: Path, *, private: bool = True, pdf: bool = True
+) -> art.Artifacts:
     """Write a deck's artifact folder (see `slidesvc.artifacts`); all or nothing."""
     from slidesvc.render_html import render_html
 
@@ -96,8 +95,7 @@ def render_pdf_file(deck_path: Path, *, notes: bool) -> bytes:
     """Render a deck's PDF in a worker process with time and memory limits."""
     from slidesvc.pdfworker import render_pdf_isolated
 
-    return render_pdf_isolated(deck_path, notes=notes, timeout=PDF_TIMEOUT,
-                               memory_mb=PDF_MEMORY_MB)
+    return render_pdf_isolated(deck_path, notes=notes, timeout=PDF_TIMEOUT, memory_mb=PDF_MEMORY_MB)
 
 
 def build_pdf(src: Path, out: Path, *, notes: bool = False) -> None:
@@ -111,8 +109,9 @@ async def render_pdf_async(deck_path: Path, *, notes: bool) -> bytes:
     """The server's PDF: same worker process and limits, awaited."""
     from slidesvc.pdfworker import render_pdf_isolated_async
 
-    return await render_pdf_isolated_async(deck_path, notes=notes, timeout=PDF_TIMEOUT,
-                                           memory_mb=PDF_MEMORY_MB)
+    return await render_pdf_isolated_async(
+        deck_path, notes=notes, timeout=PDF_TIMEOUT, memory_mb=PDF_MEMORY_MB
+    )
 
 
 async def render_thumbnail_async(deck_path: Path) -> bytes:
@@ -135,26 +134,15 @@ def deck_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.md") if p.is_file() and p.name.lower() not in skip)
 
 
-@dataclass(frozen=True)
-class SiteEntry:
-    """One deck on the site index."""
-
-    slug: str
-    title: str
-    author: str
-    date: str
-    description: str
-    slides: int
-    has_pdf: bool
-
-
 def build_site(src_dir: Path, out_dir: Path, *, pdf: bool = True) -> int:
     """`slidesvc build DECKS_DIR -o SITE`: every deck, plus an index; returns the exit code."""
     decks = deck_files(src_dir)
     if not decks:
         raise SlidesvcError(f"{src_dir}: no .md decks found; create one with `slidesvc new NAME`")
+    from slidesvc.index_page import DeckSummary, render_index
+
     progress = _Progress(len(decks), sys.stderr)
-    entries: list[SiteEntry] = []
+    entries: list[DeckSummary] = []
     failed = 0
     for path in decks:
         progress.step(path.name)
@@ -167,51 +155,25 @@ def build_site(src_dir: Path, out_dir: Path, *, pdf: bool = True) -> int:
             progress.clear()
             _print_error(exc)
             continue
-        meta = built.deck
-        entries.append(SiteEntry(
-            slug=deck.slug, title=str(meta["title"]), author=str(meta.get("author") or ""),
-            date=str(meta.get("date") or ""), description=str(meta.get("description") or ""),
-            slides=int(meta["slides"]), has_pdf=built.pdf is not None,
-        ))
+        entries.append(
+            DeckSummary(
+                slug=deck.slug,
+                path=path,
+                title=deck.meta.title,
+                author=deck.meta.author,
+                date=deck.meta.date,
+                description=deck.meta.description,
+                slides=len(deck.slides),
+                width=deck.meta.width,
+                height=deck.meta.height,
+                content_hash=built.version,
+            )
+        )
     progress.done()
-    write_atomic(out_dir / "index.html", render_site_index(entries).encode("utf-8"))
+    page = render_index(entries, base_url="", static=True, pdfs=pdf)
+    write_atomic(out_dir / "index.html", page.encode("utf-8"))
     print(f"built {len(entries)} of {len(decks)} decks into {out_dir}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def render_site_index(entries: Sequence[SiteEntry]) -> str:
-    """The static site's front page: one card per deck."""
-    esc = html.escape
-    cards = []
-    for e in entries:
-        byline = " · ".join(x for x in (e.author, e.date, f"{e.slides} slides") if x)
-        pdf = f' · <a href="{esc(e.slug)}/deck.pdf">PDF</a>' if e.has_pdf else ""
-        cards.append(
-            f'<li><a class="title" href="{esc(e.slug)}/">{esc(e.title)}</a>'
-            f'<p class="by">{esc(byline)}</p>'
-            + (f"<p>{esc(e.description)}</p>" if e.description else "")
-            + f'<p><a href="{esc(e.slug)}/">View</a>{pdf}</p></li>'
-        )
-    return _INDEX_TEMPLATE.replace("{cards}", "\n".join(cards))
-
-
-_INDEX_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:">
-<title>Talks</title>
-<style>
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-main{max-width:60rem;margin:0 auto;padding:2rem 1rem}h1{font-size:2rem;margin:0 0 1.5rem}
-ul{list-style:none;padding:0;display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(18rem,1fr))}
-li{background:#fff;border-radius:.5rem;padding:1rem 1.25rem;box-shadow:0 1px 3px #0002}
-.title{font-weight:600;font-size:1.15rem;color:#1d2330;text-decoration:none}.by{color:#5b6475;margin:.25rem 0}
-a{color:#2456c7}
-</style></head>
-<body><main><h1>Talks</h1><ul>
-{cards}
-</ul></main></body></html>
-"""
 
 
 def check(path: Path, *, strict: bool = False, layout: bool = True) -> int:

@@ -103,7 +103,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"slidesvc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         return p
@@ -114,8 +116,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = add("build", _cmd_build, "compile a deck to one HTML file, or a folder of decks to a site")
     p.add_argument("source", metavar="DECK.md|DECKS_DIR")
-    p.add_argument("-o", "--output", metavar="OUT", help="OUT.html for a deck, SITE_DIR for a folder")
-    p.add_argument("--notes", action="store_true", help="keep speaker notes (for presenting offline)")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="OUT.html for a deck, SITE_DIR for a folder"
+    )
+    p.add_argument(
+        "--notes", action="store_true", help="keep speaker notes (for presenting offline)"
+    )
     p.add_argument("--no-pdf", action="store_true", help="site build: skip the PDFs")
 
     p = add("pdf", _cmd_pdf, "render a deck to PDF, one page per slide")
@@ -132,41 +138,84 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="DECK.md")
     p.add_argument("--artifacts", metavar="DIR", help="serve a prebuilt artifact folder instead")
     p.add_argument("--host", default=None, help="interface (default 127.0.0.1, env SLIDESVC_HOST)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8000; env SLIDESVC_PORT, PORT; 0 = any free)")
-    p.add_argument("--watch", action="store_true", help="rebuild and reload pages when files change")
-    p.add_argument("--lazy-pdf", action="store_true",
-                   help="render the PDF on its first download instead of right after start-up")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default 8000; env SLIDESVC_PORT, PORT; 0 = any free)",
+    )
+    p.add_argument(
+        "--watch", action="store_true", help="rebuild and reload pages when files change"
+    )
+    p.add_argument(
+        "--lazy-pdf",
+        action="store_true",
+        help="render the PDF on its first download instead of right after start-up",
+    )
     p.add_argument("--public-url", default=None, help="public base URL (env SLIDESVC_PUBLIC_URL)")
-    p.add_argument("--embed-origin", action="append", default=[], metavar="ORIGIN",
-                   help="origin allowed to frame /embed (repeatable; env SLIDESVC_EMBED_ORIGINS)")
-    p.add_argument("--presenter-token", default=None, help="presenter token (env SLIDESVC_PRESENTER_TOKEN)")
+    p.add_argument(
+        "--embed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="origin allowed to frame /embed (repeatable; env SLIDESVC_EMBED_ORIGINS)",
+    )
+    p.add_argument(
+        "--presenter-token", default=None, help="presenter token (env SLIDESVC_PRESENTER_TOKEN)"
+    )
 
     p = add("publish", _cmd_publish, "serve every deck of a folder, one process per deck")
     p.add_argument("source", metavar="DECKS_DIR")
-    p.add_argument("--host", default=None,
-                   help="front door interface (default 127.0.0.1, env SLIDESVC_HOST)")
-    p.add_argument("--port", type=int, default=None,
-                   help="front door port (default 8000; env SLIDESVC_PORT, PORT)")
-    p.add_argument("--public-url", default=None,
-                   help="public base URL; deck S is at URL/S/ (env SLIDESVC_PUBLIC_URL)")
-    p.add_argument("--idle-timeout", type=float, default=None,
-                   help="seconds before an idle deck stops (default 600; 0 = never)")
-    p.add_argument("--max-running", type=int, default=None,
-                   help="cap on running deck processes (default 32)")
+    p.add_argument(
+        "--host", default=None, help="front door interface (default 127.0.0.1, env SLIDESVC_HOST)"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="front door port (default 8000; env SLIDESVC_PORT, PORT)",
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="public base URL; deck S is at URL/S/ (env SLIDESVC_PUBLIC_URL)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="seconds before an idle deck stops (default 600; 0 = never)",
+    )
+    p.add_argument(
+        "--max-running", type=int, default=None, help="cap on running deck processes (default 32)"
+    )
     p.add_argument("--preload", action="store_true", help="start every deck at once")
-    p.add_argument("--status", action="store_true", help="print the running publisher's deck states")
+    p.add_argument(
+        "--status", action="store_true", help="print the running publisher's deck states"
+    )
 
     p = add("image", _cmd_image, "build the deck's minimal container image (no daemon needed)")
     p.add_argument("source", nargs="?", metavar="DECK.md")
-    p.add_argument("--artifacts", default=None, metavar="DIR",
-                   help="use a prebuilt artifact folder instead of compiling DECK.md")
+    p.add_argument(
+        "--artifacts",
+        default=None,
+        metavar="DIR",
+        help="use a prebuilt artifact folder instead of compiling DECK.md",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT")
     p.add_argument("--format", choices=["oci", "oci-archive", "docker-archive"], default="oci")
     p.add_argument("--base", default=None, help="base image: OCI layout dir or docker-save archive")
     p.add_argument("--push", default=None, metavar="REGISTRY/NAME:TAG")
-    p.add_argument("--public", action="store_true",
-                   help="leave out the presenter view and the notes PDF (for public registries)")
-    p.add_argument("--tag", default=None, help="image reference to record (default localhost/slidesvc/<slug>:<version>)")
+    p.add_argument(
+        "--public",
+        action="store_true",
+        help="leave out the presenter view and the notes PDF (for public registries)",
+    )
+    p.add_argument(
+        "--tag",
+        default=None,
+        help="image reference to record (default localhost/slidesvc/<slug>:<version>)",
+    )
 
     p = add("k8s", _cmd_k8s, "write Kubernetes (or Knative) manifests for every deck")
     p.add_argument("source", metavar="DECKS_DIR")
@@ -174,8 +223,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--knative", action="store_true")
     p.add_argument("--image-prefix", default="localhost:5000/slidesvc", metavar="REGISTRY/PREFIX")
     p.add_argument("--host", default="decks.example.org")
-    p.add_argument("--images", default=None, metavar="DIR",
-                   help="prebuilt images: one OCI layout per slug, DIR/<slug> (default: build)")
+    p.add_argument(
+        "--images",
+        default=None,
+        metavar="DIR",
+        help="prebuilt images: one OCI layout per slug, DIR/<slug> (default: build)",
+    )
     p.add_argument("--push", action="store_true", help="push the images built here")
     return parser
 

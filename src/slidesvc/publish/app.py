@@ -28,10 +28,10 @@ import aiohttp
 from aiohttp import hdrs, web
 from yarl import URL
 
-from slidesvc.publish import pages
+from slidesvc import index_page as pages
+from slidesvc.index_page import DeckSummary
 from slidesvc.publish.catalog import (
     Catalog,
-    DeckSummary,
     FileKey,
     Thumbnails,
     assign_slugs,

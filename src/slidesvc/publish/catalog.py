@@ -16,10 +16,11 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from slidesvc.errors import SlidesvcError
+from slidesvc.index_page import DeckSummary
 from slidesvc.slug import slugify
 
 log = logging.getLogger("slidesvc.publish")
@@ -27,26 +28,6 @@ log = logging.getLogger("slidesvc.publish")
 _THUMBNAILS_KEPT = 512
 FileKey = tuple[int, int]
 """(mtime_ns, size): changes when a deck file is edited."""
-
-
-@dataclass(frozen=True)
-class DeckSummary:
-    """One deck as the index shows it."""
-
-    slug: str
-    path: Path
-    title: str
-    author: str = ""
-    date: str = ""
-    description: str = ""
-    slides: int = 0
-    width: int = 1280
-    height: int = 720
-    content_hash: str = ""
-    error: str = ""
-    """``file:line: message`` when the deck does not compile."""
-    loading: bool = False
-    """True until the first parse has finished."""
 
 
 def summarize(path: Path) -> DeckSummary:

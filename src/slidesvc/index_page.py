@@ -1,10 +1,12 @@
-"""The front door's own pages: the deck index and short error pages.
+"""The index of a folder of decks, and short error pages.
 
-The index is one HTML page in the colours of the default theme: a card per
-deck with its slide-1 thumbnail, title, author, date, slide count, and links
-to view it, download its PDF, and copy an embed snippet (iframe HTML). Its
-only script is the copy button's, allowed by hash in a strict CSP; without
-JavaScript the snippet is still a selectable text field.
+One HTML page in the colours of the default theme: a card per deck with its
+slide-1 thumbnail, title, author, date, slide count, and links to view it,
+download its PDF, and copy an embed snippet (iframe HTML). The publisher's
+front door serves it at ``/``; a static site build writes it as
+``SITE/index.html`` (without embed snippets: a static host has no ``/embed``).
+Its only script is the copy button's, allowed by hash in a strict CSP;
+without JavaScript the snippet is still a selectable text field.
 """
 
 from __future__ import annotations
@@ -13,8 +15,29 @@ import base64
 import hashlib
 import html
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
-from slidesvc.publish.catalog import DeckSummary
+
+@dataclass(frozen=True)
+class DeckSummary:
+    """One deck as the index shows it."""
+
+    slug: str
+    path: Path
+    title: str
+    author: str = ""
+    date: str = ""
+    description: str = ""
+    slides: int = 0
+    width: int = 1280
+    height: int = 720
+    content_hash: str = ""
+    error: str = ""
+    """``file:line: message`` when the deck does not compile."""
+    loading: bool = False
+    """True until the first parse has finished."""
+
 
 _COPY_JS = (
     "document.addEventListener('click',e=>{const b=e.target.closest('button[data-copy]');"
@@ -31,6 +54,7 @@ CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 """The Content-Security-Policy of every page the front door makes itself."""
+_META_CSP = CSP.replace("; frame-ancestors 'none'", "")  # ignored (and warned about) in <meta>
 
 _STYLE = """
 :root{--fg:#24292f;--muted:#6e7781;--accent:#0a66c2;--bg:#f6f8fa;--card:#fff;--line:#d0d7de;
@@ -76,7 +100,7 @@ def embed_snippet(summary: DeckSummary, base_url: str, width: int = 640) -> str:
     )
 
 
-def _card(s: DeckSummary, base_url: str) -> str:
+def _card(s: DeckSummary, base_url: str, *, embed: bool, thumbnails: bool) -> str:
     esc = html.escape
     slug = esc(s.slug, quote=True)
     if s.error:
@@ -85,45 +109,67 @@ def _card(s: DeckSummary, base_url: str) -> str:
             f'<span class="title">{esc(s.title)}</span>'
             f'<p class="error">{esc(s.error)}</p></div></li>'
         )
+    pdf = f'<a href="{slug}/deck.pdf">PDF</a>' if thumbnails else ""
     facts = [s.author, s.date, "…" if s.loading else f"{s.slides} slide{'s' * (s.slides != 1)}"]
     meta = " · ".join(esc(x) for x in facts if x)
     desc = f'<p class="desc">{esc(s.description)}</p>' if s.description else ""
     thumb = (
         ""
-        if s.loading
+        if s.loading or not thumbnails
         else (
             f'<img src="{slug}/thumbnail.png" alt="" loading="lazy" '
             f'width="{s.width}" height="{s.height}">'
         )
     )
     snippet = esc(embed_snippet(s, base_url), quote=True)
-    return (
-        f'<li class="card" id="deck-{slug}">'
-        f'<a class="thumb" href="{slug}/" tabindex="-1" aria-hidden="true">{thumb}</a>'
-        f'<div class="body"><a class="title" href="{slug}/">{esc(s.title)}</a>'
-        f'<p class="meta">{meta}</p>{desc}'
-        f'<p class="links"><a href="{slug}/">View</a><a href="{slug}/deck.pdf">PDF</a></p>'
+    share = (
         f'<details><summary>Embed</summary><div class="snippet">'
         f'<textarea id="embed-{slug}" readonly rows="3" aria-label="Embed HTML">'
         f"{snippet}</textarea>"
         f'<button type="button" data-copy="embed-{slug}">Copy</button></div></details>'
+        if embed
+        else ""
+    )
+    return (
+        f'<li class="card" id="deck-{slug}">'
+        + (
+            f'<a class="thumb" href="{slug}/" tabindex="-1" aria-hidden="true">{thumb}</a>'
+            if thumbnails
+            else ""
+        )
+        + f'<div class="body"><a class="title" href="{slug}/">{esc(s.title)}</a>'
+        f'<p class="meta">{meta}</p>{desc}'
+        f'<p class="links"><a href="{slug}/">View</a>{pdf}</p>{share}'
         "</div></li>"
     )
 
 
-def render_index(summaries: Iterable[DeckSummary], base_url: str, title: str = "Talks") -> str:
-    """The front page: every deck of the folder."""
-    cards = [_card(s, base_url) for s in sorted(summaries, key=lambda s: s.slug)]
+def render_index(
+    summaries: Iterable[DeckSummary],
+    base_url: str,
+    title: str = "Talks",
+    *,
+    static: bool = False,
+    pdfs: bool = True,
+) -> str:
+    """The front page: every deck of the folder. `static`: a file for a static
+    host (CSP in a ``<meta>``, no embed snippets); `pdfs`: the decks have a PDF
+    and a thumbnail next to them."""
+    cards = [
+        _card(s, base_url, embed=not static, thumbnails=pdfs)
+        for s in sorted(summaries, key=lambda s: s.slug)
+    ]
     body = (
         f'<ul class="decks">{"".join(cards)}</ul>'
         if cards
         else '<p class="empty">No decks yet: add a <code>.md</code> file to the folder.</p>'
     )
     count = f"{len(cards)} deck{'s' * (len(cards) != 1)}"
+    csp = f'<meta http-equiv="Content-Security-Policy" content="{_META_CSP}">' if static else ""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="generator" content="slidesvc publish"><title>{html.escape(title)}</title>'
+        f'{csp}<meta name="generator" content="slidesvc"><title>{html.escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body><main>"
         f"<h1>{html.escape(title)}</h1><p>{count}</p>{body}</main>"
         f"<script>{_COPY_JS}</script></body></html>\n"
