@@ -102,18 +102,12 @@ def settings_from_args(args: Any, env: Mapping[str, str]) -> PublishSettings:
 
 
 def _port(arg: int | None, env: Mapping[str, str]) -> int:
-    if arg is not None:
-        value, name = str(arg), "--port"
-    elif "SLIDESVC_PORT" in env:
-        value, name = env["SLIDESVC_PORT"], "SLIDESVC_PORT"
-    elif "PORT" in env:
-        value, name = env["PORT"], "PORT"
-    else:
-        return DEFAULT_PORT
-    value = value.strip()
-    if not value.isdigit() or int(value) > 65535:
-        raise PublishError(f"{name}: {value!r} is not a port number (0-65535)")
-    return int(value)
+    from slidesvc.server.config import port_setting
+
+    try:
+        return port_setting(arg, env)
+    except ServeError as exc:
+        raise PublishError(str(exc)) from None
 
 
 def _public_url(url: str) -> str:

@@ -71,7 +71,7 @@ class ServerSettings:
 def settings_from_args(args: Any, env: Mapping[str, str]) -> ServerSettings:
     """Build settings from parsed `serve` arguments and the environment."""
     host = getattr(args, "host", None) or env.get("SLIDESVC_HOST") or DEFAULT_HOST
-    port = _port(getattr(args, "port", None), env)
+    port = port_setting(getattr(args, "port", None), env)
     public = getattr(args, "public_url", None) or env.get("SLIDESVC_PUBLIC_URL") or ""
     origins = list(getattr(args, "embed_origin", None) or [])
     origins += env.get("SLIDESVC_EMBED_ORIGINS", "").replace(",", " ").split()
@@ -92,7 +92,9 @@ def settings_from_args(args: Any, env: Mapping[str, str]) -> ServerSettings:
     )
 
 
-def _port(arg: int | None, env: Mapping[str, str]) -> int:
+def port_setting(arg: int | None, env: Mapping[str, str]) -> int:
+    """The port from ``--port``, else ``SLIDESVC_PORT``, else ``PORT`` (what
+    platforms such as Knative and Cloud Run set), else the default."""
     if arg is not None:
         value, name = str(arg), "--port"
     elif "SLIDESVC_PORT" in env:
