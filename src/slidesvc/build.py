@@ -8,21 +8,15 @@ Every output is written atomically: a failing deck leaves nothing behind.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
 from slidesvc import artifacts as art
-from slidesvc.errors import DeckError, Diagnostic, RenderError, SlidesvcError
+from slidesvc.errors import DeckError, Diagnostic, SlidesvcError
 from slidesvc.fsutil import atomic_dir, write_atomic
 from slidesvc.model import Deck
-
-PDF_TIMEOUT = float(os.environ.get("SLIDESVC_PDF_TIMEOUT", "120"))
-"""Wall-clock limit (s) for one PDF render in its worker process."""
-PDF_MEMORY_MB = int(os.environ.get("SLIDESVC_PDF_MEMORY_MB", "1024"))
-"""Address-space limit (MiB) for the PDF worker process."""
 
 
 def _load(path: Path) -> Deck:
@@ -95,7 +89,7 @@ def render_pdf_file(deck_path: Path, *, notes: bool) -> bytes:
     """Render a deck's PDF in a worker process with time and memory limits."""
     from slidesvc.pdfworker import render_pdf_isolated
 
-    return render_pdf_isolated(deck_path, notes=notes, timeout=PDF_TIMEOUT, memory_mb=PDF_MEMORY_MB)
+    return render_pdf_isolated(deck_path, notes=notes)
 
 
 def build_pdf(src: Path, out: Path, *, notes: bool = False) -> None:
@@ -109,9 +103,7 @@ async def render_pdf_async(deck_path: Path, *, notes: bool) -> bytes:
     """The server's PDF: same worker process and limits, awaited."""
     from slidesvc.pdfworker import render_pdf_isolated_async
 
-    return await render_pdf_isolated_async(
-        deck_path, notes=notes, timeout=PDF_TIMEOUT, memory_mb=PDF_MEMORY_MB
-    )
+    return await render_pdf_isolated_async(deck_path, notes=notes)
 
 
 async def render_thumbnail_async(deck_path: Path) -> bytes:
@@ -237,7 +229,6 @@ class _Progress:
 
 
 __all__ = [
-    "RenderError",
     "build_artifacts",
     "build_file",
     "build_pdf",
