@@ -78,7 +78,7 @@ _COLOR_ONLY = re.compile(r"\s*color\s*:[^;]*;?\s*")
 
 
 @lru_cache(maxsize=16)
-def _token_styles(css: str) -> tuple[bool, dict[str, bool]] | None:
+def _token_styles(css: str) -> dict[str, bool] | None:
     """Per class named in ``css``: whether its rules only set ``color``.
 
     None when a selector targets ``span`` elements without a class (then
@@ -91,17 +91,16 @@ def _token_styles(css: str) -> tuple[bool, dict[str, bool]] | None:
         color_only = _COLOR_ONLY.fullmatch(declarations) is not None
         for name in re.findall(r"\.([\w-]+)", selector):
             styles[name] = styles.get(name, True) and color_only
-    return True, styles
+    return styles
 
 
 def _lean_code(body: str, css: str) -> str:
     """Fewer boxes for Pygments blocks in print: drop spans of classes the CSS
     never styles, colour-only spans around whitespace and the empty first span,
     and merge neighbouring spans of one class. The text and its look stay."""
-    found = _token_styles(css)
-    if found is None or '<div class="code"><pre>' not in body:
+    styles = _token_styles(css)
+    if styles is None or '<div class="code"><pre>' not in body:
         return body
-    styles = found[1]
 
     def token(match: re.Match[str]) -> str:
         name, text = match[1], match[2]
