@@ -242,3 +242,15 @@ def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def test_lean_user_agent_stylesheet_parses_without_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The print documents' lean UA stylesheet loads cleanly (no "invalid counter style")."""
+    from slidesvc.render_pdf import _lean_ua_stylesheet
+
+    _lean_ua_stylesheet.cache_clear()
+    with caplog.at_level("WARNING", logger="weasyprint"):
+        assert _lean_ua_stylesheet() is not None
+    assert [r.getMessage() for r in caplog.records] == []

@@ -35,7 +35,8 @@ from urllib.request import url2pathname
 
 import weasyprint
 from weasyprint import CSS, HTML
-from weasyprint.html import UA, UA_COUNTER_STYLE
+from weasyprint.css.counters import CounterStyle
+from weasyprint.html import UA
 from weasyprint.text.fonts import FontConfiguration, get_hb_object_data
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -175,7 +176,10 @@ def _lean_ua_stylesheet() -> CSS | None:
     if lean.count(_UA_MARKER) != 1 or lean == UA:
         return None  # not the stylesheet this was written for: keep WeasyPrint's
     lean = lean.replace(_UA_MARKER, "li::marker {")
-    return CSS(string=lean, counter_style=UA_COUNTER_STYLE)
+    # Its @counter-style rules go to a dict of their own: the documents use
+    # WeasyPrint's UA_COUNTER_STYLE, which already holds the same definitions
+    # (parsing them into it again only logs "invalid counter style" warnings).
+    return CSS(string=lean, counter_style=CounterStyle())
 
 
 _NEEDS_FULL_UA = re.compile(r"footnote|note\(|list-item", re.IGNORECASE)
