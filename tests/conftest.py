@@ -1,13 +1,15 @@
-"""Shared fixtures: tool checks, a real Chromium, deck files in a temp folder."""
+"""Shared fixtures: tool checks and deck files in a temp folder.
+
+Browser fixtures live in tests/browser/conftest.py.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -47,24 +49,3 @@ def write_deck(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """A real headless Chromium (the system one), shared by the session."""
-    require_tool(CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser page (own context) that is closed after the test."""
-    context = browser.new_context()
-    pg = context.new_page()
-    yield pg
-    context.close()

@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -141,27 +140,19 @@ def render_pdf_isolated(
     jobs: int | None = None,
     diagnostics: list[Diagnostic] | None = None,
 ) -> bytes:
-    """`render_pdf` in a child process; `RenderError` when a limit is hit."""
-    limits = _limits(timeout, memory_mb)
-    with tempfile.TemporaryDirectory(prefix="slidesvc-pdf-") as tmp:
-        folder = Path(tmp)
-        _prepare(folder, _Request(deck, notes, cache_dir, jobs))
-        process = subprocess.Popen(
-            _command(folder, limits.memory_mb),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+    """`render_pdf` in a child process; `RenderError` when a limit is hit.
+    For callers without an event loop (the command line, image builds)."""
+    return asyncio.run(
+        render_pdf_isolated_async(
+            deck,
+            notes=notes,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            cache_dir=cache_dir,
+            jobs=jobs,
+            diagnostics=diagnostics,
         )
-        try:
-            _, stderr = process.communicate(timeout=limits.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process.pid)
-            process.communicate()
-            raise _timeout_error(limits) from None
-        finally:
-            _kill_group(process.pid)  # render workers left behind by a crash
-        return _result(folder, process.returncode, stderr, limits, diagnostics)
+    )
 
 
 async def render_pdf_isolated_async(
@@ -174,7 +165,7 @@ async def render_pdf_isolated_async(
     jobs: int | None = None,
     diagnostics: list[Diagnostic] | None = None,
 ) -> bytes:
-    """Like `render_pdf_isolated`, without blocking the event loop."""
+    """`render_pdf` in a child process, awaited; `RenderError` when a limit is hit."""
     limits = _limits(timeout, memory_mb)
     with tempfile.TemporaryDirectory(prefix="slidesvc-pdf-") as tmp:
         folder = Path(tmp)

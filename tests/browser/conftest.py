@@ -24,3 +24,12 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser page (own context) that is closed after the test."""
+    context = browser.new_context()
+    pg = context.new_page()
+    yield pg
+    context.close()
