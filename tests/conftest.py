@@ -49,3 +49,23 @@ def write_deck(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+"""
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The podman binary, with a containers.conf that works in CI sandboxes."""
+    path = require_tool("podman")
+    require_tool("runc")
+    if "CONTAINERS_CONF" not in os.environ:
+        conf = tmp_path_factory.mktemp("containers") / "containers.conf"
+        conf.write_text(CONTAINERS_CONF)
+        os.environ["CONTAINERS_CONF"] = str(conf)
+    return path

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, require_tool
 from test_image import make_artifacts
-from test_image_podman import CONTAINERS_CONF, DECK, free_port, get, run, wait_for
+from test_image_podman import DECK, free_port, get, run, wait_for
 
 from slidesvc import debbase
 from slidesvc.image import WHEEL_TARGET, build_image
@@ -48,17 +48,6 @@ def remove_rootfs(rootfs: Path) -> None:
     if any(m.startswith(f"{rootfs}/") for m in mounts):
         pytest.fail(f"{rootfs} still has mounts; not deleting it")
     shutil.rmtree(rootfs, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = require_tool("podman")
-    require_tool("runc")
-    if "CONTAINERS_CONF" not in os.environ:
-        conf = tmp_path_factory.mktemp("containers") / "containers.conf"
-        conf.write_text(CONTAINERS_CONF)
-        os.environ["CONTAINERS_CONF"] = str(conf)
-    return path
 
 
 @pytest.fixture(scope="module")

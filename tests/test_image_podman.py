@@ -47,12 +47,6 @@ One deck, one image.
 ???
 A private note.
 """
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-"""
 TAG = f"localhost/slidesvc-test/containers:{os.getpid()}"
 """Unique per test session, so that concurrent runs never remove each other's images."""
 
@@ -90,18 +84,6 @@ def wait_for(url: str, deadline: float) -> float:
         except OSError:
             time.sleep(0.02)
     raise AssertionError(f"{url} did not answer 200 within {deadline} s")
-
-
-@pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The podman binary, with a containers.conf that works in CI sandboxes."""
-    path = require_tool("podman")
-    require_tool("runc")
-    if "CONTAINERS_CONF" not in os.environ:
-        conf = tmp_path_factory.mktemp("containers") / "containers.conf"
-        conf.write_text(CONTAINERS_CONF)
-        os.environ["CONTAINERS_CONF"] = str(conf)
-    return path
 
 
 @pytest.fixture(scope="session")
