@@ -1,4 +1,5 @@
-"""Time `slidesvc build` (whole process) on generated decks, next to Marp CLI.
+"""Time `slidesvc build` (whole process) on generated decks, next to Marp CLI
+and a bare Python-Markdown + Pygments script (the issue's reference points).
 
     python bench/build_bench.py [--runs 3] [--no-marp]
 
@@ -25,6 +26,13 @@ sys.path.insert(0, str(HERE))
 from gen_deck import write_deck  # noqa: E402
 
 SCRATCH = HERE / ".scratch"
+BARE = """\
+import sys, markdown
+text = open(sys.argv[1], encoding="utf-8").read()
+html = markdown.markdown(text, extensions=["fenced_code", "codehilite", "tables"])
+open(sys.argv[2], "w", encoding="utf-8").write(html)
+"""
+"""The issue's reference point: a bare Python-Markdown + Pygments conversion."""
 SIZES = (10, 100, 1000)
 
 
@@ -87,6 +95,10 @@ def main() -> None:
             wall, peak = timed([*slidesvc, "build", str(deck), "-o", str(out)], args.runs)
             raw, gz = sizes(out)
             print(f"{n:>7} sl {'slidesvc':>9} {wall:>8.3f} {peak:>8} {kb(raw):>9} {kb(gz):>8}")
+            bare_out = work / f"bare-{n}.html"
+            wall, peak = timed([sys.executable, "-c", BARE, str(deck), str(bare_out)], args.runs)
+            raw, gz = sizes(bare_out)
+            print(f"{n:>7} sl {'bare md':>9} {wall:>8.3f} {peak:>8} {kb(raw):>9} {kb(gz):>8}")
             if marp is not None:
                 mout = work / f"marp-{n}.html"
                 wall, peak = timed([str(marp), "--no-stdin", str(deck), "-o", str(mout)], args.runs)
