@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, require_tool
 from test_image import make_artifacts
-from test_image_podman import DECK, free_port, get, run, wait_for
+from test_image_podman import DECK, get, run, running, wait_for
 
 from slidesvc import debbase
 from slidesvc.image import WHEEL_TARGET, build_image
@@ -139,23 +139,7 @@ def built(podman: str, base_image: str, context: Path) -> Iterator[str]:
 
 def test_the_dockerfile_image_serves_the_deck(podman: str, built: str) -> None:
     """Read-only, no capabilities: the deck, /embed, /deck.pdf and /healthz; non-root; healthy."""
-    port = free_port()
-    name = f"slidesvc-dockerfile-{port}"
-    run(
-        podman,
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "host",
-        "--read-only",
-        "--cap-drop=ALL",
-        "-e",
-        f"PORT={port}",
-        built,
-    )
-    try:
+    with running(podman, built) as (name, port):
         wait_for(f"http://127.0.0.1:{port}/healthz", 30)
         status, _, body = get(f"http://127.0.0.1:{port}/")
         assert status == 200 and b"Containers For Slides" in body and b"A private note" not in body
@@ -169,8 +153,6 @@ def test_the_dockerfile_image_serves_the_deck(podman: str, built: str) -> None:
         run(podman, "kill", "--signal", "TERM", name)
         assert run(podman, "wait", name).stdout.strip() == "0"
         assert time.monotonic() - start < 5
-    finally:
-        run(podman, "rm", "-f", "-t", "0", name, check=False)
 
 
 def test_the_runtime_stage_has_no_build_tools(podman: str, built: str) -> None:
@@ -203,26 +185,10 @@ def test_slidesvc_image_on_a_debian_base_from_docker_save(
     )
     assert len(result.image.layers) == 3  # the imported rootfs, dependencies, deck
     run(podman, "load", "-i", str(out))
-    port = free_port()
-    name = f"slidesvc-on-debian-{port}"
     try:
-        run(
-            podman,
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "host",
-            "--read-only",
-            "--cap-drop=ALL",
-            "-e",
-            f"PORT={port}",
-            tag,
-        )
-        wait_for(f"http://127.0.0.1:{port}/healthz", 30)
-        status, _, body = get(f"http://127.0.0.1:{port}/")
-        assert status == 200 and b"On Debian" in body
+        with running(podman, tag) as (_, port):
+            wait_for(f"http://127.0.0.1:{port}/healthz", 30)
+            status, _, body = get(f"http://127.0.0.1:{port}/")
+            assert status == 200 and b"On Debian" in body
     finally:
-        run(podman, "rm", "-f", "-t", "0", name, check=False)
         run(podman, "rmi", "-f", tag, check=False)

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,19 @@ def wait_for(url: str, deadline: float) -> float:
     raise AssertionError(f"{url} did not answer 200 within {deadline} s")
 
 
+@contextmanager
+def running(podman: str, image: str, *options: str) -> Iterator[tuple[str, int]]:
+    """`image` running detached, read-only, without capabilities, on a free port."""
+    port = free_port()
+    name = f"slidesvc-test-{port}"
+    run(podman, "run", "-d", "--name", name, "--network", "host", "--read-only",
+        "--cap-drop=ALL", *options, "-e", f"PORT={port}", image)  # fmt: skip
+    try:
+        yield name, port
+    finally:
+        run(podman, "rm", "-f", "-t", "0", name, check=False)
+
+
 @pytest.fixture(scope="session")
 def deck_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The image of a real deck, as an OCI layout and as an oci-archive, built by the CLI."""
@@ -123,29 +137,9 @@ def loaded(podman: str, deck_image: dict[str, Path]) -> Iterator[str]:
 @pytest.fixture
 def container(podman: str, loaded: str) -> Iterator[tuple[str, int]]:
     """The deck running read-only, without capabilities, on a free port: (name, port)."""
-    port = free_port()
-    name = f"slidesvc-test-{port}"
-    run(
-        podman,
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "host",
-        "--read-only",
-        "--cap-drop=ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "-e",
-        f"PORT={port}",
-        loaded,
-    )
-    try:
+    with running(podman, loaded, "--security-opt", "no-new-privileges") as (name, port):
         wait_for(f"http://127.0.0.1:{port}/healthz", 30)
         yield name, port
-    finally:
-        run(podman, "rm", "-f", "-t", "0", name, check=False)
 
 
 def test_skopeo_reads_the_layout_and_the_archive(deck_image: dict[str, Path]) -> None:
@@ -227,29 +221,10 @@ def test_the_container_stops_cleanly_on_sigterm(podman: str, container: tuple[st
 
 def test_first_answer_comes_quickly(podman: str, loaded: str) -> None:
     """From `podman run` to the first 200 in a few seconds (the 1 s target is in bench/)."""
-    port = free_port()
-    name = f"slidesvc-test-start-{port}"
     start = time.monotonic()
-    run(
-        podman,
-        "run",
-        "-d",
-        "--rm",
-        "--name",
-        name,
-        "--network",
-        "host",
-        "--read-only",
-        "--cap-drop=ALL",
-        "-e",
-        f"PORT={port}",
-        loaded,
-    )
-    try:
+    with running(podman, loaded) as (_, port):
         wait_for(f"http://127.0.0.1:{port}/healthz", 10)
         assert time.monotonic() - start < 10
-    finally:
-        run(podman, "rm", "-f", "-t", "0", name, check=False)
 
 
 # --- registry --------------------------------------------------------------------------------
