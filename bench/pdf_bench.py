@@ -6,9 +6,12 @@
 
 Speed: every tool runs as its own process tree on the same generated decks
 (bench/gen_deck.py); wall time and the peak summed RSS of the whole tree
-(sampled from /proc every 20 ms) are measured. "slidesvc cold" starts from an
-empty page cache, "re-export" edits one slide and renders again with the warm
-cache, "single pass" is one plain WeasyPrint render of the whole deck (the
+(sampled from /proc every 20 ms) are measured. "cold" is `slidesvc pdf` with
+an empty page cache, "1 slide edited" edits one slide and runs it again (warm
+cache, new process), "pdf --watch" and "serve --watch" time the re-export of
+that edit by a running process (its warm worker forks the render): the
+export itself, and from the save to the new PDF (which adds the 0.3 s file
+polling). "single pass" is one plain WeasyPrint render of the whole deck (the
 baseline for the PDF size ratio). Marp CLI is installed with
 ``npm install @marp-team/marp-cli`` into bench/.scratch and drives Debian's
 Chromium (CHROME_PATH=/usr/bin/chromium).
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,14 +114,94 @@ def measure(command: list[str], env: dict[str, str] | None = None, cwd: Path | N
 
 # --------------------------------------------------------------------------- speed
 
-SLIDESVC = """
-import sys
-from pathlib import Path
-from slidesvc.parse import load_deck
-from slidesvc.render_pdf import render_pdf
-deck = load_deck(Path(sys.argv[1]))
-Path(sys.argv[2]).write_bytes(render_pdf(deck, cache_dir=Path(sys.argv[3]), jobs=2))
-"""
+
+def edit_one_slide(deck: Path, n: int, mark: str = "edited") -> None:
+    middle = n // 2
+    text = deck.read_text("utf-8")
+    deck.write_text(text.replace(f"# Section {middle}:", f"# Section {middle} ({mark}):"), "utf-8")
+
+
+def watch_reexport(deck: Path, n: int, cache: str) -> tuple[float, float]:
+    """`slidesvc pdf --watch`: (export seconds it reports, save-to-new-PDF seconds)."""
+    out = deck.with_suffix(".watch.pdf")
+    log = deck.with_suffix(".watch.log")
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "slidesvc", "pdf", str(deck), "-o", str(out), "--watch"],
+            stderr=stderr,
+            env={**os.environ, "SLIDESVC_CACHE_DIR": cache},
+        )
+    try:
+        _wait(lambda: log.read_text().count(" wrote ") == 1, 600)
+        time.sleep(0.5)
+        saved = time.perf_counter()
+        edit_one_slide(deck, n, "watched")
+        _wait(lambda: log.read_text().count(" wrote ") == 2, 600)
+        latency = time.perf_counter() - saved
+        reported = float(log.read_text().rsplit(" in ", 1)[1].split(" s;", 1)[0])
+    finally:
+        process.terminate()
+        process.wait(30)
+    return reported, latency
+
+
+def serve_reexport(deck: Path, n: int, cache: str) -> tuple[float, float]:
+    """`slidesvc serve --watch`: (GET /deck.pdf once the edit is served, save-to-PDF)."""
+    import json
+    import socket
+    from urllib.request import urlopen
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}/"
+    process = subprocess.Popen(
+        [PYTHON, "-m", "slidesvc", "serve", str(deck), "--watch", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "SLIDESVC_CACHE_DIR": cache},
+    )
+
+    def get(path: str) -> bytes:
+        with urlopen(base + path, timeout=600) as resp:
+            return bytes(resp.read())
+
+    def version() -> str:
+        return str(json.loads(get("deck.json"))["version"])
+
+    try:
+        _wait(lambda: _answers(base + "healthz"), 60)
+        get("deck.pdf")  # the first render
+        first = version()
+        saved = time.perf_counter()
+        edit_one_slide(deck, n, "served")
+        _wait(lambda: version() != first, 60)
+        asked = time.perf_counter()
+        get("deck.pdf")
+        done = time.perf_counter()
+    finally:
+        process.terminate()
+        process.wait(30)
+    return done - asked, done - saved
+
+
+def _answers(url: str) -> bool:
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the benchmarked process did not get there in time")
+        time.sleep(0.01)
+
 
 IN_PROCESS = """
 import sys, tempfile, time
@@ -169,22 +253,24 @@ def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
         out = SCRATCH / "out"
         out.mkdir(exist_ok=True)
         results: dict[str, tuple[Run, int]] = {}
+        original = deck.read_text("utf-8")
         with tempfile.TemporaryDirectory(dir=SCRATCH) as cache:
+            env = {"SLIDESVC_CACHE_DIR": cache}
             pdf = out / f"slidesvc-{n}.pdf"
-            results["slidesvc cold (2 workers)"] = (
-                measure([PYTHON, "-c", SLIDESVC, str(deck), str(pdf), cache]),
+            results["slidesvc pdf, cold"] = (
+                measure([PYTHON, "-m", "slidesvc", "pdf", str(deck), "-o", str(pdf)], env),
                 pdf.stat().st_size,
             )
-            original = deck.read_text("utf-8")
-            middle = n // 2
-            deck.write_text(
-                original.replace(f"# Section {middle}:", f"# Section {middle} (edited):"), "utf-8"
-            )
+            edit_one_slide(deck, n)
             edited = out / f"slidesvc-{n}-edited.pdf"
-            results["slidesvc re-export, 1 slide edited"] = (
-                measure([PYTHON, "-c", SLIDESVC, str(deck), str(edited), cache]),
+            results["slidesvc pdf, 1 slide edited"] = (
+                measure([PYTHON, "-m", "slidesvc", "pdf", str(deck), "-o", str(edited)], env),
                 edited.stat().st_size,
             )
+            deck.write_text(original, "utf-8")
+            watched = watch_reexport(deck, n, cache)
+            deck.write_text(original, "utf-8")
+            served = serve_reexport(deck, n, cache)
             deck.write_text(original, "utf-8")
         if n <= single_max:
             single = out / f"single-{n}.pdf"
@@ -219,14 +305,20 @@ def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
             f"| {n} | render_pdf() in process: cold {cold_s:.2f} s, one slide edited "
             f"{edit_s:.2f} s ({edit_s / cold_s:.1%}) | | | | | |"
         )
-        cold = results["slidesvc cold (2 workers)"]
-        rerun = results["slidesvc re-export, 1 slide edited"][0]
-        note = f"| {n} | re-export / cold | {rerun.wall / cold[0].wall:.1%} | | | | |"
-        rows.append(note)
+        cold = results["slidesvc pdf, cold"]
+        rerun = results["slidesvc pdf, 1 slide edited"][0]
+        rows.append(
+            f"| {n} | slidesvc pdf re-export / cold | {rerun.wall / cold[0].wall:.1%} | | | | |"
+        )
+        for name, (export, latency) in (("pdf --watch", watched), ("serve --watch", served)):
+            rows.append(
+                f"| {n} | {name} re-export: {export:.2f} s = {export / cold[0].wall:.1%} of cold "
+                f"(save to new PDF {latency:.2f} s) | | | | | |"
+            )
         if "WeasyPrint single pass" in results:
             ratio = cold[1] / results["WeasyPrint single pass"][1]
             rows.append(f"| {n} | PDF size / single pass | {ratio:.2f}x | | | | |")
-        print("\n".join(rows[-len(results) - 3 :]), flush=True)
+        print("\n".join(rows[-len(results) - 5 :]), flush=True)
     return rows
 
 

@@ -5,7 +5,10 @@
 
 Measures, on loopback and in one run: requests/s and p50/p99 latency of
 `/` and `/embed` with wrk (deck process vs. nginx with one worker serving
-the very bytes the deck process answers), idle RSS of the deck process, time
+the very bytes the deck process answers), once as wrk asks by default
+(no compression) and once as every browser asks (`Accept-Encoding: gzip`;
+nginx then serves the deck process's own pre-compressed bytes with
+`gzip_static`), idle RSS of the deck process, time
 from process start to its first 200, and live-follow fan-out (500 WebSocket
 followers, p99 delay from a presenter move to its arrival). Prints a table.
 Both servers keep their access log on (written to a file), as in production.
@@ -36,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TOKEN = "bench-presenter-token"
 EXAMPLE_DECK = ROOT / "decks" / "slidesvc.md"
+ENCODINGS = ("identity", "gzip")
+Target = tuple[str, str, str]  # server, path, Accept-Encoding
 
 
 def free_port() -> int:
@@ -77,9 +82,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
+def wrk(url: str, duration: int, connections: int, encoding: str) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        [
+            *("wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"),
+            *("-H", f"Accept-Encoding: {encoding}", url),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -100,9 +108,16 @@ def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
 PLAIN_SERVER = """
 import sys
 from aiohttp import web
-pages = {"/": open(sys.argv[1], "rb").read(), "/embed": open(sys.argv[2], "rb").read()}
+def read(name):
+    with open(name, "rb") as f:
+        return f.read()
+pages = {"/": sys.argv[1], "/embed": sys.argv[2]}
+pages = {path: (read(name), read(name + ".gz")) for path, name in pages.items()}
 async def handler(request):
-    return web.Response(body=pages[request.path], content_type="text/html")
+    body, gz = pages[request.path]
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        return web.Response(body=gz, content_type="text/html", headers={"Content-Encoding": "gzip"})
+    return web.Response(body=body, content_type="text/html")
 app = web.Application()
 app.router.add_get("/", handler)
 app.router.add_get("/embed", handler)
@@ -127,6 +142,7 @@ http {{
     sendfile on; tcp_nopush on; tcp_nodelay on;
     keepalive_requests 1000000;
     default_type text/html;
+    gzip_static on;
     server {{
         listen 127.0.0.1:{port};
         root {root};
@@ -228,9 +244,10 @@ def main() -> int:
         web_root = tmp / "www"
         web_root.mkdir()
         for path, name in (("", "index.html"), ("embed", "embed.html")):
-            req = Request(base + path, headers={"Accept-Encoding": "identity"})
-            with urlopen(req) as resp:
-                (web_root / name).write_bytes(resp.read())
+            for encoding, file_name in (("identity", name), ("gzip", name + ".gz")):
+                req = Request(base + path, headers={"Accept-Encoding": encoding})
+                with urlopen(req) as resp:
+                    (web_root / file_name).write_bytes(resp.read())
         note("starting nginx and a plain aiohttp handler")
         nginx = start_nginx(web_root, nginx_port, tmp)
         plain_port = free_port()
@@ -248,24 +265,27 @@ def main() -> int:
         time.sleep(0.5)
         idle_rss = rss_mb(server.pid)
 
-        targets = (
-            {("slidesvc", path): base + path for path in ("", "embed")}
-            | {("nginx", path): f"http://127.0.0.1:{nginx_port}/{path}" for path in ("", "embed")}
-            | {
-                ("plain aiohttp", path): f"http://127.0.0.1:{plain_port}/{path}"
-                for path in ("", "embed")
-            }
-        )
-        for url in targets.values():
-            wrk(url, 1, args.connections)  # warm-up
-        runs: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in targets}
+        bases = {
+            "slidesvc": base,
+            "nginx": f"http://127.0.0.1:{nginx_port}/",
+            "plain aiohttp": f"http://127.0.0.1:{plain_port}/",
+        }
+        targets = {
+            (name, path, encoding): (url + path, encoding)
+            for name, url in bases.items()
+            for path in ("", "embed")
+            for encoding in ENCODINGS
+        }
+        for url, encoding in targets.values():
+            wrk(url, 1, args.connections, encoding)  # warm-up
+        runs: dict[Target, list[dict[str, float]]] = {key: [] for key in targets}
         for round_ in range(args.rounds):
             # interleaved, in a new order each round, so a busy moment hits all alike
             order = list(targets.items())
             random.Random(round_).shuffle(order)
-            for key, url in order:
-                note(f"round {round_ + 1}/{args.rounds}: wrk {key[0]} /{key[1]}")
-                runs[key].append(wrk(url, args.duration, args.connections))
+            for key, (url, encoding) in order:
+                note(f"round {round_ + 1}/{args.rounds}: wrk {key[0]} /{key[1]} {encoding}")
+                runs[key].append(wrk(url, args.duration, args.connections, encoding))
         results = {
             key: {m: statistics.median(r[m] for r in rs) for m in ("rps", "p50", "p99")}
             for key, rs in runs.items()
@@ -284,21 +304,23 @@ def main() -> int:
         log.close()
 
     size = (web_root / "index.html").stat().st_size
+    gz_size = (web_root / "index.html.gz").stat().st_size
     print(
         f"\nslidesvc bench: {os.cpu_count()} CPUs, median of {args.rounds} interleaved runs of "
-        f"wrk -t1 -c{args.connections} -d{args.duration}s, page {size / 1024:.0f} KiB, "
-        f"nginx 1 worker, load average before {load_before}\n"
+        f"wrk -t1 -c{args.connections} -d{args.duration}s, page {size / 1024:.0f} KiB "
+        f"({gz_size / 1024:.0f} KiB gzipped), nginx 1 worker, load average before {load_before}\n"
     )
-    print("| route | server | req/s | p50 ms | p99 ms | vs nginx |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| route | Accept-Encoding | server | req/s | p50 ms | p99 ms | vs nginx |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for path in ("", "embed"):
-        ref = results[("nginx", path)]["rps"]
-        for name in ("slidesvc", "nginx", "plain aiohttp"):
-            r = results[(name, path)]
-            print(
-                f"| /{path} | {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
-                f"| {100 * r['rps'] / ref:.0f}% |"
-            )
+        for encoding in ENCODINGS:
+            ref = results[("nginx", path, encoding)]["rps"]
+            for name in bases:
+                r = results[(name, path, encoding)]
+                print(
+                    f"| /{path} | {encoding} | {name} | {r['rps']:.0f} | {r['p50']:.2f} "
+                    f"| {r['p99']:.2f} | {100 * r['rps'] / ref:.0f}% |"
+                )
     rows = [
         ("idle RSS of the deck process", f"{idle_rss:.1f} MB (target < 45 MB)"),
         ("process start to first 200", f"{first_200 * 1000:.0f} ms (target < 500 ms)"),

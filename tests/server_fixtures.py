@@ -158,6 +158,9 @@ class MemorySource:
             raise RenderError(self.pdf_error)
         return artifacts.notes_pdf if notes else artifacts.pdf
 
+    async def close(self) -> None:
+        pass
+
     async def render_thumbnail(self, pdf: bytes) -> bytes | None:
         return None
 

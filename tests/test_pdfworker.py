@@ -15,6 +15,7 @@ from slidesvc.pdfworker import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
     PdfLimits,
+    WarmWorker,
     render_pdf_isolated,
     render_pdf_isolated_async,
 )
@@ -108,3 +109,68 @@ def test_environment_limits_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(RenderError, match=r"longer than 0\.5 s"):
         render_pdf_isolated(deck, cache_dir=tmp_path / "c")
     assert os.environ["SLIDESVC_PDF_TIMEOUT"] == "0.5"
+
+
+def warm_workers() -> set[int]:
+    """PIDs of this process's children that are warm PDF workers."""
+    found = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"slidesvc.pdfworker" in command and b"--warm" in command:
+            found.add(int(proc.name))
+    return found
+
+
+def files_of(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+async def test_warm_worker_renders_each_deck_in_a_fresh_fork(tmp_path: Path) -> None:
+    """One warm process serves many renders; a killed render leaves it working;
+    closing it stops the render in flight and the process itself."""
+    deck = make_deck(tmp_path / "d", SLIDES)
+    edited = make_deck(tmp_path / "e", [SLIDES[0], "<h1>Two, edited</h1>"])
+    heavy = make_deck(tmp_path / "heavy", HEAVY)
+    cache = tmp_path / "c"
+    async with WarmWorker() as worker:
+        first = await render_pdf_isolated_async(deck, worker=worker, cache_dir=cache)
+        warm = warm_workers()
+        assert len(warm) == 1
+        second = await render_pdf_isolated_async(edited, worker=worker, cache_dir=cache)
+        assert "edited" not in page_texts(first)[1]
+        assert "Two, edited" in page_texts(second)[1]
+        with pytest.raises(RenderError, match="longer than"):
+            await render_pdf_isolated_async(heavy, worker=worker, timeout=0.5, cache_dir=cache)
+        again = await render_pdf_isolated_async(deck, worker=worker, cache_dir=cache)
+        assert again == first
+        assert warm_workers() == warm, "the same warm process all along"
+
+        busy = tmp_path / "busy"
+        render = asyncio.ensure_future(
+            render_pdf_isolated_async(heavy, worker=worker, cache_dir=busy, jobs=2)
+        )
+        while not (busy / "slides").exists():  # it is rendering
+            await asyncio.sleep(0.05)
+    with pytest.raises(RenderError, match="stopped"):
+        await render
+    assert warm_workers() == set()
+    before = files_of(busy)
+    await asyncio.sleep(2)
+    assert files_of(busy) == before, "nothing keeps rendering after close"
+    assert len([p for p in before if p.endswith(".json")]) < len(HEAVY)
+
+
+async def test_warm_worker_restarts_after_it_dies(tmp_path: Path) -> None:
+    """If the warm process is killed, the next render starts a new one."""
+    deck = make_deck(tmp_path / "d", SLIDES)
+    async with WarmWorker() as worker:
+        await render_pdf_isolated_async(deck, worker=worker, cache_dir=tmp_path / "c")
+        (old,) = warm_workers()
+        os.kill(old, 9)
+        pdf = await render_pdf_isolated_async(deck, worker=worker, cache_dir=tmp_path / "c")
+        assert len(page_texts(pdf)) == 2
+        assert len(warm_workers() - {old}) == 1

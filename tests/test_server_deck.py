@@ -143,3 +143,31 @@ async def test_lazy_pdf_renders_nothing_until_asked(
     assert calls == []
     data = await (await client.get("/oembed?url=http://deck.test/")).json()
     assert data["thumbnail_url"].endswith(".svg"), "the title card stands in for slide 1"
+
+
+@pytest.mark.slow
+async def test_watch_mode_pdf_follows_edits_from_one_warm_worker(
+    aiohttp_client: Any, write_deck: Callable[..., Path]
+) -> None:
+    """In watch mode /deck.pdf is the PDF of the version served, rendered by forks
+    of one warm worker that lives as long as the app."""
+    from pdf_helpers import page_texts
+    from test_pdfworker import warm_workers
+
+    path = write_deck(DECK)
+    client = await aiohttp_client(
+        create_app(settings(watch=True), DeckSource(path, keep_worker=True))
+    )
+    ws = await client.ws_connect("/live")
+    first = await (await client.get("/deck.pdf")).read()
+    assert "Second" in page_texts(first)[1]
+    warm = warm_workers()
+    assert len(warm) == 1
+
+    path.write_text(DECK.replace("# Second", "# Second, edited"), encoding="utf-8")
+    assert (await ws.receive_json(timeout=10))["type"] == "reload"
+    edited = await (await client.get("/deck.pdf")).read()
+    assert "Second, edited" in page_texts(edited)[1]
+    assert warm_workers() == warm
+    await client.close()
+    assert warm_workers() == set()

@@ -7,16 +7,22 @@ Every output is written atomically: a failing deck leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from slidesvc import artifacts as art
 from slidesvc.errors import DeckError, Diagnostic, SlidesvcError
 from slidesvc.fsutil import atomic_dir, write_atomic
 from slidesvc.model import Deck
+
+if TYPE_CHECKING:
+    from slidesvc.pdfworker import WarmWorker
 
 
 def _load(path: Path) -> Deck:
@@ -38,35 +44,83 @@ def _deck_json(deck: Deck) -> bytes:
     return json.dumps(describe(deck), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
 
 
-def compile_artifacts(deck_path: Path) -> art.Artifacts:
-    """Compile a deck in memory: both pages and deck.json (the PDF comes later, lazily)."""
+def compile_deck(deck_path: Path) -> tuple[Deck, art.Artifacts]:
+    """Compile a deck in memory: both pages and deck.json (the PDF comes later,
+    lazily, from the returned `Deck`, so it matches the pages exactly)."""
     from slidesvc.render_html import render_html
 
     deck = _load(deck_path)
-    return art.Artifacts(
+    return deck, art.Artifacts(
         index_html=render_html(deck),
         deck=json.loads(_deck_json(deck)),
         presenter_html=render_html(deck, notes=True),
     )
 
 
+def compile_artifacts(deck_path: Path) -> art.Artifacts:
+    """`compile_deck` without the deck."""
+    return compile_deck(deck_path)[1]
+
+
+class PdfRenderer:
+    """Renders PDFs, each in a child of one warm worker process (`pdfworker`),
+    and reports their warnings. Made by `pdf_renderer`."""
+
+    def __init__(self, runner: asyncio.Runner, worker: WarmWorker) -> None:
+        self._runner = runner
+        self._worker = worker
+
+    def __call__(self, deck: Deck, *, notes: bool) -> bytes:
+        from slidesvc.pdfworker import render_pdf_isolated_async
+
+        found: list[Diagnostic] = []
+        pdf = self._runner.run(
+            render_pdf_isolated_async(deck, notes=notes, worker=self._worker, diagnostics=found)
+        )
+        report(found)
+        return pdf
+
+
+@contextlib.contextmanager
+def pdf_renderer() -> Iterator[PdfRenderer]:
+    """A `PdfRenderer` whose worker starts now, so its imports (~0.5 s)
+    overlap what the caller does next (parsing the deck), and stops at the end."""
+    from slidesvc.pdfworker import WarmWorker
+
+    with asyncio.Runner() as runner:
+        worker = WarmWorker()
+        runner.run(worker.start())
+        try:
+            yield PdfRenderer(runner, worker)
+        finally:
+            runner.run(worker.close())
+
+
 def build_artifacts(
-    deck_path: Path, out_dir: Path, *, private: bool = True, pdf: bool = True
+    deck_path: Path,
+    out_dir: Path,
+    *,
+    private: bool = True,
+    pdf: bool = True,
+    render: PdfRenderer | None = None,
 ) -> art.Artifacts:
     """Write a deck's artifact folder (see `slidesvc.artifacts`); all or nothing."""
     from slidesvc.render_html import render_html
 
-    deck = _load(deck_path)
-    files: dict[str, bytes] = {
-        art.INDEX_HTML: render_html(deck).encode("utf-8"),
-        art.DECK_JSON: _deck_json(deck),
-    }
-    if pdf:
-        pdf_bytes = render_pdf_file(deck_path, notes=False)
-        files[art.DECK_PDF] = pdf_bytes
-        files[art.THUMBNAIL_PNG] = _thumbnail(pdf_bytes)
-        if private or deck.meta.pdf_notes:
-            files[art.NOTES_PDF] = render_pdf_file(deck_path, notes=True)
+    with contextlib.ExitStack() as stack:
+        if pdf and render is None:
+            render = stack.enter_context(pdf_renderer())
+        deck = _load(deck_path)
+        files: dict[str, bytes] = {
+            art.INDEX_HTML: render_html(deck).encode("utf-8"),
+            art.DECK_JSON: _deck_json(deck),
+        }
+        if render is not None and pdf:
+            pdf_bytes = render(deck, notes=False)
+            files[art.DECK_PDF] = pdf_bytes
+            files[art.THUMBNAIL_PNG] = _thumbnail(pdf_bytes)
+            if private or deck.meta.pdf_notes:
+                files[art.NOTES_PDF] = render(deck, notes=True)
     if private:
         files[art.PRESENTER_HTML] = render_html(deck, notes=True).encode("utf-8")
     with atomic_dir(out_dir) as tmp:
@@ -85,32 +139,49 @@ def build_file(src: Path, out: Path, *, notes: bool = False) -> Deck:
     return deck
 
 
-def render_pdf_file(deck_path: Path, *, notes: bool) -> bytes:
-    """Render a deck's PDF in a worker process with time and memory limits."""
-    from slidesvc.pdfworker import render_pdf_isolated
-
-    return render_pdf_isolated(deck_path, notes=notes)
-
-
 def build_pdf(src: Path, out: Path, *, notes: bool = False) -> None:
     """`slidesvc pdf DECK.md -o OUT.pdf`."""
-    deck = _load(src)  # report deck errors and warnings before starting a worker
-    report(deck.diagnostics)
-    write_atomic(out, render_pdf_file(src, notes=notes or deck.meta.pdf_notes))
+    with pdf_renderer() as render:  # its worker imports WeasyPrint while we parse
+        deck = _load(src)
+        report(deck.diagnostics)
+        write_atomic(out, render(deck, notes=notes or deck.meta.pdf_notes))
 
 
-async def render_pdf_async(deck_path: Path, *, notes: bool) -> bytes:
-    """The server's PDF: same worker process and limits, awaited."""
-    from slidesvc.pdfworker import render_pdf_isolated_async
+def watch_pdf(src: Path, out: Path, *, notes: bool = False, stream: TextIO = sys.stderr) -> int:
+    """`slidesvc pdf --watch`: export, then again after every settled change of
+    the deck's files, from one warm worker; errors are printed, the last good
+    PDF stays. Runs until interrupted."""
+    from slidesvc.server.source import DeckSource
+    from slidesvc.server.watch import settled_change, snapshot
 
-    return await render_pdf_isolated_async(deck_path, notes=notes)
+    files = DeckSource(src)
+    with pdf_renderer() as render:
+        while True:
+            seen = snapshot(files)
+            started = time.perf_counter()
+            try:
+                deck = _load(src)
+                report(deck.diagnostics, stream)
+                write_atomic(out, render(deck, notes=notes or deck.meta.pdf_notes))
+            except SlidesvcError as exc:
+                _print_error(exc, stream)
+                print("slidesvc: the last good PDF stays; fix the deck and save", file=stream)
+            else:
+                took = time.perf_counter() - started
+                print(
+                    f"slidesvc: wrote {out} ({len(deck.slides)} slides) in {took:.2f} s; "
+                    "watching for changes (Ctrl+C stops)",
+                    file=stream,
+                    flush=True,
+                )
+            asyncio.run(settled_change(files, seen))
 
 
 async def render_thumbnail_async(deck_path: Path) -> bytes:
     """Slide 1 as PNG (for oEmbed and index pages), from the deck's PDF."""
-    import asyncio
+    from slidesvc.pdfworker import render_pdf_isolated_async
 
-    pdf = await render_pdf_async(deck_path, notes=False)
+    pdf = await render_pdf_isolated_async(deck_path, notes=False)
     return await asyncio.get_running_loop().run_in_executor(None, _thumbnail, pdf)
 
 
@@ -136,31 +207,34 @@ def build_site(src_dir: Path, out_dir: Path, *, pdf: bool = True) -> int:
     progress = _Progress(len(decks), sys.stderr)
     entries: list[DeckSummary] = []
     failed = 0
-    for path in decks:
-        progress.step(path.name)
-        try:
-            deck = _load(path)
-            report(deck.diagnostics)
-            built = build_artifacts(path, out_dir / deck.slug, private=False, pdf=pdf)
-        except SlidesvcError as exc:
-            failed += 1
-            progress.clear()
-            _print_error(exc)
-            continue
-        entries.append(
-            DeckSummary(
-                slug=deck.slug,
-                path=path,
-                title=deck.meta.title,
-                author=deck.meta.author,
-                date=deck.meta.date,
-                description=deck.meta.description,
-                slides=len(deck.slides),
-                width=deck.meta.width,
-                height=deck.meta.height,
-                content_hash=built.version,
+    with pdf_renderer() if pdf else contextlib.nullcontext() as render:
+        for path in decks:
+            progress.step(path.name)
+            try:
+                deck = _load(path)
+                report(deck.diagnostics)
+                built = build_artifacts(
+                    path, out_dir / deck.slug, private=False, pdf=pdf, render=render
+                )
+            except SlidesvcError as exc:
+                failed += 1
+                progress.clear()
+                _print_error(exc)
+                continue
+            entries.append(
+                DeckSummary(
+                    slug=deck.slug,
+                    path=path,
+                    title=deck.meta.title,
+                    author=deck.meta.author,
+                    date=deck.meta.date,
+                    description=deck.meta.description,
+                    slides=len(deck.slides),
+                    width=deck.meta.width,
+                    height=deck.meta.height,
+                    content_hash=built.version,
+                )
             )
-        )
     progress.done()
     page = render_index(entries, base_url="", static=True, pdfs=pdf)
     write_atomic(out_dir / "index.html", page.encode("utf-8"))
@@ -195,11 +269,11 @@ def check(path: Path, *, strict: bool = False, layout: bool = True) -> int:
     return 1 if errors else 0
 
 
-def _print_error(exc: SlidesvcError) -> None:
+def _print_error(exc: SlidesvcError, stream: TextIO | None = None) -> None:
     if isinstance(exc, DeckError):
-        report([exc.diagnostic, *exc.others])
+        report([exc.diagnostic, *exc.others], stream)
     else:
-        print(exc, file=sys.stderr)
+        print(exc, file=stream or sys.stderr)
 
 
 class _Progress:
@@ -235,6 +309,8 @@ __all__ = [
     "build_site",
     "check",
     "compile_artifacts",
-    "render_pdf_async",
+    "compile_deck",
+    "pdf_renderer",
     "render_thumbnail_async",
+    "watch_pdf",
 ]

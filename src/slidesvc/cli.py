@@ -49,6 +49,8 @@ def _cmd_pdf(args: argparse.Namespace) -> int:
 
     src = Path(args.source)
     out = Path(args.output) if args.output else src.with_suffix(".pdf")
+    if args.watch:
+        return build.watch_pdf(src, out, notes=args.notes)
     build.build_pdf(src, out, notes=args.notes)
     return EXIT_OK
 
@@ -128,6 +130,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="DECK.md")
     p.add_argument("-o", "--output", metavar="OUT.pdf")
     p.add_argument("--notes", action="store_true", help="handout: each slide with its notes")
+    p.add_argument(
+        "--watch", action="store_true", help="export again whenever the deck's files change"
+    )
 
     p = add("check", _cmd_check, "report errors, warnings and overflowing slides")
     p.add_argument("source", metavar="DECK.md|DIR")

@@ -2,13 +2,21 @@
 
 WeasyPrint runs on untrusted-looking input (raw HTML in decks), so neither the
 command line nor the server renders in its own process: `render_pdf_isolated`
-(sync, for the CLI) and `render_pdf_isolated_async` (for the server) start
-``python -m slidesvc.pdfworker`` in a new session, give it the deck (a path
-or a pickled `Deck`), and wait. The child limits its own address space
-(``RLIMIT_AS``, applied to it and to each render worker it forks) before it
-imports anything heavy; the parent kills the whole process group when the
-wall-clock limit passes. Either way the caller gets a `RenderError` that says
-which limit was hit and how to raise it, and the server stays up.
+(sync, for the CLI) and `render_pdf_isolated_async` (for the server) hand the
+deck (a path or a pickled `Deck`) to a fresh process and wait.
+
+That process is forked from a `WarmWorker`: ``python -m slidesvc.pdfworker
+--warm``, started in a session of its own, imports WeasyPrint and lays out a
+small page once (about 0.5 s, most of it cffi reading Pango's declarations),
+then forks one child per render. Each child gets a process group of its own,
+limits its address space (``RLIMIT_AS``, inherited by the render workers it
+forks) and renders; the parent kills the child's group when the wall-clock
+limit passes. Either way the caller gets a `RenderError` that says which limit
+was hit and how to raise it, and the server stays up. A one-off render starts
+a warm worker and closes it after (the command line starts it before parsing
+the deck, so the imports overlap the parse); `serve --watch` and
+`slidesvc pdf --watch` keep one, so re-exporting an edited deck skips the
+start-up and costs little more than the slides that changed.
 
 Limits: ``SLIDESVC_PDF_TIMEOUT`` seconds (default 120) and
 ``SLIDESVC_PDF_MEMORY_MB`` per process (default 1024), or the arguments.
@@ -17,7 +25,10 @@ Limits: ``SLIDESVC_PDF_TIMEOUT`` seconds (default 120) and
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import errno
+import itertools
 import json
 import os
 import pickle
@@ -27,7 +38,8 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, NoReturn
 
 from slidesvc.errors import DeckError, Diagnostic, RenderError, SlidesvcError
 from slidesvc.model import Deck
@@ -82,10 +94,6 @@ def _limits(timeout: float | None, memory_mb: int | None) -> PdfLimits:
         timeout=env.timeout if timeout is None else timeout,
         memory_mb=env.memory_mb if memory_mb is None else memory_mb,
     )
-
-
-def _command(folder: Path, memory_mb: int) -> list[str]:
-    return [sys.executable, "-m", "slidesvc.pdfworker", str(folder), str(memory_mb)]
 
 
 def _prepare(folder: Path, request: _Request) -> None:
@@ -164,33 +172,163 @@ async def render_pdf_isolated_async(
     cache_dir: Path | None = None,
     jobs: int | None = None,
     diagnostics: list[Diagnostic] | None = None,
+    worker: WarmWorker | None = None,
 ) -> bytes:
-    """`render_pdf` in a child process, awaited; `RenderError` when a limit is hit."""
+    """`render_pdf` in a child process, awaited; `RenderError` when a limit is hit.
+    The child is forked from `worker` (kept warm by the caller) or from a
+    warm worker started for this render alone."""
     limits = _limits(timeout, memory_mb)
     with tempfile.TemporaryDirectory(prefix="slidesvc-pdf-") as tmp:
         folder = Path(tmp)
         _prepare(folder, _Request(deck, notes, cache_dir, jobs))
-        process = await asyncio.create_subprocess_exec(
-            *_command(folder, limits.memory_mb),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        if worker is None:
+            async with WarmWorker() as own:
+                returncode = await own.run(folder, limits)
+        else:
+            returncode = await worker.run(folder, limits)
+        stderr = folder / "stderr.txt"
+        output = stderr.read_bytes() if stderr.is_file() else b""
+        return _result(folder, returncode, output, limits, diagnostics)
+
+
+class _WorkerGone(RenderError):
+    """The warm process ended before a render could start."""
+
+
+class WarmWorker:
+    """A process with WeasyPrint imported that forks one child per render.
+
+    ``async with WarmWorker() as worker`` stops it (and any render still
+    running) on the way out; `start` may be called early so the imports
+    overlap other work. If the process dies it is started again on the next
+    render.
+    """
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self._waiting: dict[int, tuple[asyncio.Future[int], asyncio.Future[int]]] = {}
+        self._ids = itertools.count(1)
+        self._stderr: collections.deque[str] = collections.deque(maxlen=3)
+
+    async def __aenter__(self) -> WarmWorker:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> asyncio.subprocess.Process:
+        """The warm process, started now if it is not running."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "slidesvc.pdfworker",
+                "--warm",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # a terminal's Ctrl+C goes to the caller only
+            )
+            self._process = process
+            self._readers = [
+                asyncio.ensure_future(self._read_events(process)),
+                asyncio.ensure_future(self._read_stderr(process)),
+            ]
+        return process
+
+    async def run(self, folder: Path, limits: PdfLimits) -> int:
+        """Render the request in `folder` in a new child; its exit code.
+        Past ``limits.timeout`` (or when cancelled) the child's group is killed."""
+        if "\n" in str(folder):
+            raise RenderError(f"{folder!r}: a work folder name cannot contain a newline")
         try:
-            _, stderr = await asyncio.wait_for(process.communicate(), limits.timeout)
+            async with asyncio.timeout(limits.timeout):
+                try:
+                    return await self._run_once(folder, limits)
+                except _WorkerGone:  # it died while idle: start a new one, once
+                    return await self._run_once(folder, limits)
         except TimeoutError:
-            _kill_group(process.pid)
-            await process.wait()
             raise _timeout_error(limits) from None
+
+    async def _run_once(self, folder: Path, limits: PdfLimits) -> int:
+        job = next(self._ids)
+        loop = asyncio.get_running_loop()
+        pid: asyncio.Future[int] = loop.create_future()
+        exit_code: asyncio.Future[int] = loop.create_future()
+        self._waiting[job] = (pid, exit_code)
+        try:
+            process = await self.start()
+            assert process.stdin is not None
+            try:
+                process.stdin.write(f"{job} {limits.memory_mb} {folder}\n".encode())
+                await process.stdin.drain()
+                return await exit_code
+            except (RenderError, BrokenPipeError, ConnectionResetError) as exc:
+                if pid.done() and pid.exception() is None:
+                    raise  # the render had started: its failure is the answer
+                await process.wait()  # so that `start` makes a new one
+                raise _WorkerGone(str(self._died())) from exc
         finally:
-            if process.returncode is None:  # cancelled: do not leave it running
+            self._waiting.pop(job, None)
+            if pid.done() and not pid.cancelled() and pid.exception() is None:
+                _kill_group(pid.result())  # whatever of it still runs: the child, its workers
+
+    async def close(self) -> None:
+        """Stop the warm process; renders still running are killed."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            assert process.stdin is not None
+            process.stdin.close()  # end of input: it exits
+            try:
+                await asyncio.wait_for(process.wait(), 2)
+            except TimeoutError:
                 _kill_group(process.pid)
                 await process.wait()
-            else:
-                _kill_group(process.pid)
-        assert process.returncode is not None
-        return _result(folder, process.returncode, stderr, limits, diagnostics)
+        for waiting in list(self._waiting.values()):
+            for future in waiting:
+                if future.done() and not future.cancelled() and future is waiting[0]:
+                    _kill_group(future.result())
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        self._readers = []
+
+    async def _read_events(self, process: asyncio.subprocess.Process) -> None:
+        """``<job> pid <n>`` and ``<job> exit <code>`` lines from the warm process."""
+        assert process.stdout is not None
+        async for line in process.stdout:
+            job, event, value = line.decode("ascii").split()
+            futures = self._waiting.get(int(job))
+            if futures is None:
+                if event == "pid":  # its caller gave up (time limit) before it started
+                    _kill_group(int(value))
+                continue
+            future = futures[0] if event == "pid" else futures[1]
+            if not future.done():
+                future.set_result(int(value))
+        await process.wait()
+        for pid, exit_code in self._waiting.values():  # it died: nobody gets an answer
+            for future in (pid, exit_code):
+                if not future.done():
+                    future.set_exception(self._died())
+
+    async def _read_stderr(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        async for line in process.stderr:
+            text = line.decode("utf-8", "replace").strip()
+            if text:
+                self._stderr.append(text)
+
+    def _died(self) -> RenderError:
+        detail = f": {self._stderr[-1]}" if self._stderr else ""
+        return RenderError(f"the PDF worker process stopped unexpectedly{detail}")
 
 
 def _read_diagnostics(folder: Path) -> list[Diagnostic]:
@@ -235,6 +373,10 @@ def _child(folder: Path) -> int:
         )
     except MemoryError:
         return _EXIT_MEMORY
+    except OSError as exc:
+        if exc.errno != errno.ENOMEM:  # e.g. no address space left to fork a render worker
+            return _report_failure(error, exc)
+        return _EXIT_MEMORY
     except DeckError as exc:
         data: dict[str, Any] = {"kind": "deck", "path": str(exc.path), "line": exc.line}
         error.write_text(json.dumps({**data, "message": exc.message}), "utf-8")
@@ -242,10 +384,8 @@ def _child(folder: Path) -> int:
     except SlidesvcError as exc:
         error.write_text(json.dumps({"kind": "render", "message": str(exc)}), "utf-8")
         return 1
-    except Exception as exc:  # reported to the parent as one line, not a traceback
-        message = f"PDF rendering failed: {type(exc).__name__}: {exc}"
-        error.write_text(json.dumps({"kind": "render", "message": message}), "utf-8")
-        return 1
+    except Exception as exc:
+        return _report_failure(error, exc)
     (folder / "diagnostics.json").write_text(
         json.dumps(
             [
@@ -259,10 +399,99 @@ def _child(folder: Path) -> int:
     return 0
 
 
+def _warm(stdin: int = 0) -> int:
+    """The warm process: import, warm up, then fork one child per request line
+    (``<job> <memory MiB> <folder>``) and report ``<job> pid <n>`` and
+    ``<job> exit <code>`` on stdout. At the end of its input it kills the
+    renders still running and exits."""
+    import selectors
+
+    from slidesvc import parse, render_pdf  # noqa: F401 - imported once, shared by every fork
+
+    render_pdf.warm_up()
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the selector
+    selector = selectors.DefaultSelector()
+    selector.register(stdin, selectors.EVENT_READ)
+    selector.register(wake_read, selectors.EVENT_READ)
+    running: dict[int, str] = {}  # pid -> job
+    pending = b""
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    while True:
+        for key, _ in selector.select():
+            if key.fd == wake_read:
+                os.read(wake_read, 4096)
+                while running:
+                    try:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if pid == 0:
+                        break
+                    say(f"{running.pop(pid)} exit {os.waitstatus_to_exitcode(status)}")
+                continue
+            data = os.read(stdin, 65536)
+            if not data:  # the caller is done (or gone): so are its renders
+                for pid in running:
+                    _kill_group(pid)
+                return 0
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                job, memory_mb, folder = line.decode().split(" ", 2)
+                pid = os.fork()
+                if pid == 0:
+                    selector.close()
+                    for fd in (wake_read, wake_write):
+                        os.close(fd)
+                    _forked(Path(folder), int(memory_mb))
+                with contextlib.suppress(OSError):  # the child may have done it already
+                    os.setpgid(pid, pid)
+                running[pid] = job
+                say(f"{job} pid {pid}")
+
+
+def _forked(folder: Path, memory_mb: int) -> NoReturn:
+    """One render in a child of the warm process; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)  # a group of its own, so a timeout kills its workers too
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        err = os.open(folder / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, target in ((devnull, 0), (devnull, 1), (err, 2)):
+            os.dup2(fd, target)
+        _limit_memory(memory_mb)
+        code = _child(folder)
+    except MemoryError:
+        code = _EXIT_MEMORY
+    except BaseException as exc:  # must never return into the warm loop
+        with contextlib.suppress(Exception):
+            print(f"PDF worker: {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _report_failure(error: Path, exc: Exception) -> int:
+    """An unexpected failure, for the parent as one line, not a traceback."""
+    message = f"PDF rendering failed: {type(exc).__name__}: {exc}"
+    error.write_text(json.dumps({"kind": "render", "message": message}), "utf-8")
+    return 1
+
+
 def main(argv: list[str]) -> int:
-    folder, memory_mb = Path(argv[0]), int(argv[1])
-    _limit_memory(memory_mb)
-    return _child(folder)
+    if argv == ["--warm"]:
+        return _warm()
+    print("usage: python -m slidesvc.pdfworker --warm", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -440,6 +440,21 @@ def _warm_up(job: _BatchJob) -> None:
     _html(print_document(job.lang, []), job.css).render(stylesheets=[css], font_config=state.fonts)
 
 
+def warm_up() -> None:
+    """Load the fonts and lay out one small page, in a process that will fork
+    renders (the warm PDF worker): its children start with Pango ready and
+    cffi's C types parsed (it parses each one on first use)."""
+    sample = (
+        "<h1>Warm</h1><p>text <b>bold</b> <i>italic</i> <code>code</code> "
+        '<a href="https://example.org/">link</a></p><ul><li>item</li></ul>'
+        "<pre><code>x = 1</code></pre>"
+    )
+    document = _html(print_document("en", [sample]), "").render(font_config=_state().fonts)
+    document.write_pdf()
+    for font in document.fonts.values():  # what `_save_fonts` reads
+        get_hb_object_data(font.hb_face)
+
+
 def _run_pool(batches: Sequence[_BatchJob], workers: int) -> list[list[PageEntry]]:
     # Forking keeps the already-imported WeasyPrint and Pango: no start-up cost.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"

@@ -91,9 +91,10 @@ class DeckState:
         return Prepared(data, headers, compress=False)
 
     async def close(self) -> None:
-        """Stop every PDF render still running."""
+        """Stop every PDF render still running, and the source's worker."""
         for store in self._stores:
             await store.close()
+        await self.source.close()
 
 
 async def _no_pdf(notes: bool) -> Prepared | None:

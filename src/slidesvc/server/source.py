@@ -3,7 +3,9 @@
 Two sources share one small interface: `FolderSource` reads a prebuilt
 artifact folder (the container image's case; stdlib only), `DeckSource`
 compiles a Markdown deck at start-up and renders its PDFs and thumbnail on
-demand in worker processes. The build side is imported lazily inside
+demand in worker processes (from the very `Deck` its pages were made of; in
+watch mode from a warm worker it keeps, so a re-export after an edit skips
+the worker's start-up). The build side is imported lazily inside
 `DeckSource`'s methods, so importing this module never pulls in Markdown,
 Pygments, YAML or WeasyPrint. `PdfStore` makes sure each PDF variant of a
 deck version is rendered at most once, however many requests ask for it
@@ -16,10 +18,14 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from slidesvc.artifacts import Artifacts
 from slidesvc.errors import RenderError, ServeError
+
+if TYPE_CHECKING:
+    from slidesvc.model import Deck
+    from slidesvc.pdfworker import WarmWorker
 
 MAX_WATCHED_FILES = 5000
 T = TypeVar("T")
@@ -46,6 +52,10 @@ class Source(Protocol):
 
     def watched_files(self) -> Iterator[Path]:
         """The files whose change should trigger a rebuild in watch mode."""
+        ...
+
+    async def close(self) -> None:
+        """Stop whatever the source keeps running (its PDF worker)."""
         ...
 
 
@@ -85,13 +95,23 @@ class FolderSource:
     def watched_files(self) -> Iterator[Path]:
         return _walk(self.folder)
 
+    async def close(self) -> None:
+        pass
+
 
 class DeckSource:
     """A Markdown deck compiled in memory; PDFs rendered lazily in workers."""
 
-    def __init__(self, deck_path: Path) -> None:
+    def __init__(self, deck_path: Path, *, keep_worker: bool = False) -> None:
         self.deck_path = deck_path
         self.label = str(deck_path)
+        self._decks: dict[str, Deck] = {}
+        """The parsed decks of the versions served lately, by version."""
+        self._worker: WarmWorker | None = None
+        if keep_worker:
+            from slidesvc.pdfworker import WarmWorker
+
+            self._worker = WarmWorker()
 
     async def load(self) -> Artifacts:
         from slidesvc import build  # build side: only in deck mode, never at import
@@ -99,12 +119,16 @@ class DeckSource:
         if not self.deck_path.is_file():
             raise ServeError(f"{self.deck_path}: no such deck file")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, build.compile_artifacts, self.deck_path)
+        deck, artifacts = await loop.run_in_executor(None, build.compile_deck, self.deck_path)
+        recent = list(self._decks.items())[-2:]
+        self._decks = {**dict(recent), artifacts.version: deck}
+        return artifacts
 
     async def render_pdf(self, artifacts: Artifacts, *, notes: bool) -> bytes | None:
-        from slidesvc import build
+        from slidesvc.pdfworker import render_pdf_isolated_async
 
-        return await build.render_pdf_async(self.deck_path, notes=notes)
+        deck = self._decks.get(artifacts.version, self.deck_path)
+        return await render_pdf_isolated_async(deck, notes=notes, worker=self._worker)
 
     async def render_thumbnail(self, pdf: bytes) -> bytes | None:
         from slidesvc.thumbnail import png_of_first_page
@@ -118,6 +142,10 @@ class DeckSource:
         themes = Path(__file__).resolve().parents[1] / "themes"
         if themes.is_dir():
             yield from _walk(themes)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.close()
 
 
 class PdfStore(Generic[T]):

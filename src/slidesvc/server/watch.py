@@ -59,17 +59,7 @@ async def watch_deck(
     follow_up: asyncio.Future[None] | None = None
     try:
         while True:
-            await asyncio.sleep(interval)
-            now = await loop.run_in_executor(None, snapshot, state.source)
-            if now == seen:
-                continue
-            while True:  # wait for the writes to settle
-                await asyncio.sleep(settle)
-                later = await loop.run_in_executor(None, snapshot, state.source)
-                if later == now:
-                    break
-                now = later
-            seen = now
+            seen = await settled_change(state.source, seen, interval=interval, settle=settle)
             if await rebuild(state):
                 if follow_up is not None:
                     follow_up.cancel()
@@ -79,6 +69,24 @@ async def watch_deck(
             follow_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follow_up
+
+
+async def settled_change(
+    source: Source, seen: Snapshot, *, interval: float = INTERVAL, settle: float = SETTLE
+) -> Snapshot:
+    """Wait until the files differ from `seen` and then stay unchanged for
+    `settle` seconds (editors write in steps); the new snapshot."""
+    loop = asyncio.get_running_loop()
+    now = seen
+    while now == seen:
+        await asyncio.sleep(interval)
+        now = await loop.run_in_executor(None, snapshot, source)
+    while True:
+        await asyncio.sleep(settle)
+        later = await loop.run_in_executor(None, snapshot, source)
+        if later == now:
+            return now
+        now = later
 
 
 async def rebuild(state: DeckState) -> bool:

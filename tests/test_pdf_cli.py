@@ -1,0 +1,120 @@
+"""`slidesvc pdf`: one-off export, warnings, errors, and `--watch`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pdf_helpers import page_texts
+
+DECK = """\
+---
+title: Exported talk
+author: Ada
+---
+
+# First slide
+
+Hello
+
+???
+Spoken only
+
+---
+
+# Second slide
+
+<div style="background:url(http://169.254.169.254/x.png)">metadata</div>
+"""
+
+
+def slidesvc(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slidesvc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=180,
+        env={**os.environ, "SLIDESVC_CACHE_DIR": str(cwd / "cache")},
+    )
+
+
+def test_pdf_command_writes_the_pdf_and_reports_refusals(tmp_path: Path) -> None:
+    """One page per slide, notes only with --notes, refused URLs named by file:line."""
+    deck = tmp_path / "talk.md"
+    deck.write_text(DECK, encoding="utf-8")
+    result = slidesvc("pdf", deck, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    texts = page_texts((tmp_path / "talk.pdf").read_bytes())
+    assert len(texts) == 2
+    assert "First slide" in texts[0] and "Spoken only" not in texts[0]
+    refused = f"{deck}:15: warning: slide 2: refused to load http://169.254.169.254/x.png"
+    assert refused in result.stderr
+
+    handout = slidesvc("pdf", deck, "--notes", "-o", tmp_path / "handout.pdf", cwd=tmp_path)
+    assert handout.returncode == 0, handout.stderr
+    assert any("Spoken only" in t for t in page_texts((tmp_path / "handout.pdf").read_bytes()))
+
+
+def test_pdf_command_on_a_broken_deck_writes_nothing(tmp_path: Path) -> None:
+    """file:line, exit 1, no output file, no traceback."""
+    deck = tmp_path / "talk.md"
+    deck.write_text("---\ntitle: x\naspect: wide\n---\n# Hi\n", encoding="utf-8")
+    result = slidesvc("pdf", deck, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{deck}:3: ")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "talk.pdf").exists()
+
+
+def wait_for(condition: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_pdf_watch_exports_again_on_every_change(tmp_path: Path) -> None:
+    """--watch: an edit gives a new PDF, a broken edit keeps the last good one and
+    says file:line, Ctrl+C stops it and its worker."""
+    deck = tmp_path / "talk.md"
+    out = tmp_path / "talk.pdf"
+    deck.write_text(DECK, encoding="utf-8")
+    log = tmp_path / "log.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "slidesvc", "pdf", str(deck), "--watch"],
+            stderr=stderr,
+            env={**os.environ, "SLIDESVC_CACHE_DIR": str(tmp_path / "cache")},
+        )
+    try:
+        wait_for(lambda: log.read_text().count("wrote") == 1)
+        assert "Second slide" in page_texts(out.read_bytes())[1]
+
+        deck.write_text(DECK.replace("# Second slide", "# Second slide, edited"), "utf-8")
+        wait_for(lambda: log.read_text().count("wrote") == 2)
+        assert "Second slide, edited" in page_texts(out.read_bytes())[1]
+        good = out.read_bytes()
+
+        deck.write_text(DECK.replace("author: Ada", "aspect: wide"), "utf-8")
+        wait_for(lambda: "the last good PDF stays" in log.read_text())
+        assert f"{deck}:3: aspect" in log.read_text()
+        assert out.read_bytes() == good
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 130
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "slidesvc.pdfworker --warm"], capture_output=True, text=True
+    ).stdout.split()
+    assert not [pid for pid in leftovers if _parent(int(pid)) == process.pid]
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return 0
