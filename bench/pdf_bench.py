@@ -123,8 +123,8 @@ def edit_one_slide(deck: Path, n: int, mark: str = "edited") -> None:
 
 def watch_reexport(deck: Path, n: int, cache: str) -> tuple[float, float]:
     """`slidesvc pdf --watch`: (export seconds it reports, save-to-new-PDF seconds)."""
-    out = deck.with_suffix(".watch.pdf")
-    log = deck.with_suffix(".watch.log")
+    out = deck.with_suffix(".watch.pdf")  # beside the deck, as by default
+    log = Path(cache) / "watch.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [PYTHON, "-m", "slidesvc", "pdf", str(deck), "-o", str(out), "--watch"],

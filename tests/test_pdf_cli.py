@@ -84,16 +84,18 @@ def test_pdf_watch_exports_again_on_every_change(tmp_path: Path) -> None:
     deck = tmp_path / "talk.md"
     out = tmp_path / "talk.pdf"
     deck.write_text(DECK, encoding="utf-8")
-    log = tmp_path / "log.txt"
+    log = tmp_path / "watch.log"  # beside the deck, like `2> talk.log` would be
     with log.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "slidesvc", "pdf", str(deck), "--watch"],
             stderr=stderr,
-            env={**os.environ, "SLIDESVC_CACHE_DIR": str(tmp_path / "cache")},
+            env={**os.environ, "SLIDESVC_CACHE_DIR": str(tmp_path.parent / "pdf-cache")},
         )
     try:
         wait_for(lambda: log.read_text().count("wrote") == 1)
         assert "Second slide" in page_texts(out.read_bytes())[1]
+        time.sleep(1.5)
+        assert log.read_text().count("wrote") == 1, "writing the PDF is not a change"
 
         deck.write_text(DECK.replace("# Second slide", "# Second slide, edited"), "utf-8")
         wait_for(lambda: log.read_text().count("wrote") == 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -155,9 +156,10 @@ def watch_pdf(src: Path, out: Path, *, notes: bool = False, stream: TextIO = sys
     from slidesvc.server.watch import settled_change, snapshot
 
     files = DeckSource(src)
+    written = frozenset({os.path.abspath(out)})  # writing it is not a change to export
     with pdf_renderer() as render:
         while True:
-            seen = snapshot(files)
+            seen = snapshot(files, written)
             started = time.perf_counter()
             try:
                 deck = _load(src)
@@ -174,7 +176,7 @@ def watch_pdf(src: Path, out: Path, *, notes: bool = False, stream: TextIO = sys
                     file=stream,
                     flush=True,
                 )
-            asyncio.run(settled_change(files, seen))
+            asyncio.run(settled_change(files, seen, exclude=written))
 
 
 async def render_thumbnail_async(deck_path: Path) -> bytes:

@@ -59,12 +59,19 @@ class Source(Protocol):
         ...
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+_EDITOR_FILES = ("~", ".swp", ".tmp")
+_OUTPUTS = (".pdf", ".html", ".log")
+"""What builds and shells write beside a deck and no deck reads: changes to
+them never trigger a rebuild of a Markdown deck (a `pdf --watch` writing
+talk.pdf next to talk.md would otherwise trigger itself)."""
+
+
+def _walk(folder: Path, skip: tuple[str, ...] = _EDITOR_FILES) -> Iterator[Path]:
     count = 0
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
         for name in files:
-            if name.startswith(".") or name.endswith(("~", ".swp", ".tmp")):
+            if name.startswith(".") or name.lower().endswith(skip):
                 continue
             count += 1
             if count > MAX_WATCHED_FILES:
@@ -138,7 +145,7 @@ class DeckSource:
     def watched_files(self) -> Iterator[Path]:
         # The deck, its images and a local theme all live in the deck's folder;
         # the built-in themes folder matters when hacking on slidesvc itself.
-        yield from _walk(self.deck_path.parent)
+        yield from _walk(self.deck_path.parent, _EDITOR_FILES + _OUTPUTS)
         themes = Path(__file__).resolve().parents[1] / "themes"
         if themes.is_dir():
             yield from _walk(themes)

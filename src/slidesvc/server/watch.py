@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -34,10 +35,13 @@ SETTLE = 0.15
 """A change must stay unchanged this long before a rebuild (editors write in steps)."""
 
 
-def snapshot(source: Source) -> Snapshot:
-    """Size and modification time of every watched file."""
+def snapshot(source: Source, exclude: frozenset[str] = frozenset()) -> Snapshot:
+    """Size and modification time of every watched file but those in `exclude`
+    (absolute paths: e.g. the file being written)."""
     result: Snapshot = {}
     for path in source.watched_files():
+        if exclude and os.path.abspath(path) in exclude:
+            continue
         try:
             st = path.stat()
         except OSError:  # vanished between listing and stat
@@ -72,7 +76,12 @@ async def watch_deck(
 
 
 async def settled_change(
-    source: Source, seen: Snapshot, *, interval: float = INTERVAL, settle: float = SETTLE
+    source: Source,
+    seen: Snapshot,
+    *,
+    interval: float = INTERVAL,
+    settle: float = SETTLE,
+    exclude: frozenset[str] = frozenset(),
 ) -> Snapshot:
     """Wait until the files differ from `seen` and then stay unchanged for
     `settle` seconds (editors write in steps); the new snapshot."""
@@ -80,10 +89,10 @@ async def settled_change(
     now = seen
     while now == seen:
         await asyncio.sleep(interval)
-        now = await loop.run_in_executor(None, snapshot, source)
+        now = await loop.run_in_executor(None, snapshot, source, exclude)
     while True:
         await asyncio.sleep(settle)
-        later = await loop.run_in_executor(None, snapshot, source)
+        later = await loop.run_in_executor(None, snapshot, source, exclude)
         if later == now:
             return now
         now = later
