@@ -137,10 +137,12 @@ async def test_warm_worker_renders_each_deck_in_a_fresh_fork(tmp_path: Path) -> 
     heavy = make_deck(tmp_path / "heavy", HEAVY)
     cache = tmp_path / "c"
     async with WarmWorker() as worker:
-        first = await render_pdf_isolated_async(deck, worker=worker, cache_dir=cache)
+        first, second = await asyncio.gather(  # concurrent renders start one process
+            render_pdf_isolated_async(deck, worker=worker, cache_dir=cache),
+            render_pdf_isolated_async(edited, worker=worker, cache_dir=cache),
+        )
         warm = warm_workers()
         assert len(warm) == 1
-        second = await render_pdf_isolated_async(edited, worker=worker, cache_dir=cache)
         assert "edited" not in page_texts(first)[1]
         assert "Two, edited" in page_texts(second)[1]
         with pytest.raises(RenderError, match="longer than"):

@@ -210,6 +210,7 @@ class WarmWorker:
         self._waiting: dict[int, tuple[asyncio.Future[int], asyncio.Future[int]]] = {}
         self._ids = itertools.count(1)
         self._stderr: collections.deque[str] = collections.deque(maxlen=3)
+        self._starting = asyncio.Lock()  # concurrent renders share one process
 
     async def __aenter__(self) -> WarmWorker:
         return self
@@ -224,23 +225,28 @@ class WarmWorker:
 
     async def start(self) -> asyncio.subprocess.Process:
         """The warm process, started now if it is not running."""
-        process = self._process
-        if process is None or process.returncode is not None:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "slidesvc.pdfworker",
-                "--warm",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # a terminal's Ctrl+C goes to the caller only
-            )
-            self._process = process
-            self._readers = [
-                asyncio.ensure_future(self._read_events(process)),
-                asyncio.ensure_future(self._read_stderr(process)),
-            ]
+        async with self._starting:
+            process = self._process
+            if process is None or process.returncode is not None:
+                process = await self._spawn()
+        return process
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "slidesvc.pdfworker",
+            "--warm",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a terminal's Ctrl+C goes to the caller only
+        )
+        self._process = process
+        self._readers = [
+            asyncio.ensure_future(self._read_events(process)),
+            asyncio.ensure_future(self._read_stderr(process)),
+        ]
         return process
 
     async def run(self, folder: Path, limits: PdfLimits) -> int:
@@ -291,10 +297,9 @@ class WarmWorker:
             except TimeoutError:
                 _kill_group(process.pid)
                 await process.wait()
-        for waiting in list(self._waiting.values()):
-            for future in waiting:
-                if future.done() and not future.cancelled() and future is waiting[0]:
-                    _kill_group(future.result())
+        for pid, _ in list(self._waiting.values()):  # in case it had to be killed
+            if pid.done() and not pid.cancelled() and pid.exception() is None:
+                _kill_group(pid.result())
         for task in self._readers:
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
@@ -304,15 +309,18 @@ class WarmWorker:
         """``<job> pid <n>`` and ``<job> exit <code>`` lines from the warm process."""
         assert process.stdout is not None
         async for line in process.stdout:
-            job, event, value = line.decode("ascii").split()
-            futures = self._waiting.get(int(job))
+            parts = line.decode("ascii", "replace").split()
+            if len(parts) != 3 or not parts[0].isdigit() or not parts[2].lstrip("-").isdigit():
+                continue  # not ours (a library printing to stdout)
+            job, event, value = int(parts[0]), parts[1], int(parts[2])
+            futures = self._waiting.get(job)
             if futures is None:
                 if event == "pid":  # its caller gave up (time limit) before it started
-                    _kill_group(int(value))
+                    _kill_group(value)
                 continue
             future = futures[0] if event == "pid" else futures[1]
             if not future.done():
-                future.set_result(int(value))
+                future.set_result(value)
         await process.wait()
         for pid, exit_code in self._waiting.values():  # it died: nobody gets an answer
             for future in (pid, exit_code):
