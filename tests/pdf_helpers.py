@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import zlib
 from dataclasses import replace
@@ -102,3 +103,18 @@ def decoded_bytes(pdf: bytes) -> bytes:
         except zlib.error:
             continue
     return b"\n".join(parts)
+
+
+def warm_workers(parent: int | None = None) -> set[int]:
+    """PIDs of the warm PDF workers whose parent is `parent` (default: this process)."""
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"slidesvc.pdfworker" in command and b"--warm" in command:
+            found.add(int(proc.name))
+    return found

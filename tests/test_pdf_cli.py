@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from pdf_helpers import page_texts
+from pdf_helpers import page_texts, warm_workers
 
 DECK = """\
 ---
@@ -106,17 +106,16 @@ def test_pdf_watch_exports_again_on_every_change(tmp_path: Path) -> None:
         wait_for(lambda: "the last good PDF stays" in log.read_text())
         assert f"{deck}:3: aspect" in log.read_text()
         assert out.read_bytes() == good
+        (warm,) = warm_workers(process.pid)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 130
-    leftovers = subprocess.run(
-        ["pgrep", "-f", "slidesvc.pdfworker --warm"], capture_output=True, text=True
-    ).stdout.split()
-    assert not [pid for pid in leftovers if _parent(int(pid)) == process.pid]
+    wait_for(lambda: not alive(warm), 10)  # its warm worker went with it
 
 
-def _parent(pid: int) -> int:
+def alive(pid: int) -> bool:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
-        return 0
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pdf_helpers import make_deck, page_texts
+from pdf_helpers import make_deck, page_texts, warm_workers
 
 from slidesvc.errors import DeckError, Diagnostic, RenderError
 from slidesvc.pdfworker import (
@@ -109,20 +109,6 @@ def test_environment_limits_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(RenderError, match=r"longer than 0\.5 s"):
         render_pdf_isolated(deck, cache_dir=tmp_path / "c")
     assert os.environ["SLIDESVC_PDF_TIMEOUT"] == "0.5"
-
-
-def warm_workers() -> set[int]:
-    """PIDs of this process's children that are warm PDF workers."""
-    found = set()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (proc / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and b"slidesvc.pdfworker" in command and b"--warm" in command:
-            found.add(int(proc.name))
-    return found
 
 
 def files_of(folder: Path) -> list[str]:

@@ -151,8 +151,7 @@ async def test_watch_mode_pdf_follows_edits_from_one_warm_worker(
 ) -> None:
     """In watch mode /deck.pdf is the PDF of the version served, rendered by forks
     of one warm worker that lives as long as the app."""
-    from pdf_helpers import page_texts
-    from test_pdfworker import warm_workers
+    from pdf_helpers import page_texts, warm_workers
 
     path = write_deck(DECK)
     client = await aiohttp_client(
