@@ -13,9 +13,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from slidesvc import artifacts as art
 from slidesvc.errors import DeckError, Diagnostic, SlidesvcError
@@ -24,6 +24,8 @@ from slidesvc.model import Deck
 
 if TYPE_CHECKING:
     from slidesvc.pdfworker import WarmWorker
+
+T = TypeVar("T")
 
 
 def _load(path: Path) -> Deck:
@@ -80,6 +82,10 @@ class PdfRenderer:
         )
         report(found)
         return pdf
+
+    def wait(self, awaitable: Coroutine[Any, Any, T]) -> T:
+        """Run something else on the worker's event loop (e.g. wait for a change)."""
+        return self._runner.run(awaitable)
 
 
 @contextlib.contextmanager
@@ -176,7 +182,7 @@ def watch_pdf(src: Path, out: Path, *, notes: bool = False, stream: TextIO = sys
                     file=stream,
                     flush=True,
                 )
-            asyncio.run(settled_change(files, seen, exclude=written))
+            render.wait(settled_change(files, seen, exclude=written))
 
 
 async def render_thumbnail_async(deck_path: Path) -> bytes:
