@@ -157,7 +157,7 @@ http {{
     return proc
 
 
-async def fanout(base: str, followers: int, moves: int) -> list[float]:
+async def fanout(base: str, followers: int, moves: int, slides: int) -> list[float]:
     """Delays (ms) between a presenter's move and each follower receiving it."""
     import aiohttp
 
@@ -177,7 +177,7 @@ async def fanout(base: str, followers: int, moves: int) -> list[float]:
             await ws.receive_json(timeout=10)
         delays: list[float] = []
         for i in range(moves):
-            slide = 2 + i % 5
+            slide = 1 + (i + 1) % slides  # always a move (the deck has 2+ slides)
             sent = time.perf_counter()
 
             async def arrival(
@@ -291,7 +291,9 @@ def main() -> int:
             for key, rs in runs.items()
         }
         note(f"live fan-out to {args.followers} followers")
-        delays = asyncio.run(fanout(base, args.followers, moves=10))
+        with urlopen(base + "healthz") as resp:
+            slides = int(json.loads(resp.read())["slides"])
+        delays = asyncio.run(fanout(base, args.followers, moves=10, slides=slides))
     finally:
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)
