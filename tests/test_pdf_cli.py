@@ -119,3 +119,28 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_check_lays_out_under_the_pdf_limits(tmp_path: Path) -> None:
+    """`check` lays slides out in a worker process: past the time limit it stops
+    with a clear error instead of hanging; within it, it reports overflows."""
+    heavy = tmp_path / "heavy.md"
+    heavy.write_text(
+        "\n\n---\n\n".join(f"# Heavy {i}\n\n" + "word " * 400 for i in range(60)), "utf-8"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "slidesvc", "check", str(heavy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SLIDESVC_PDF_TIMEOUT": "1", "SLIDESVC_CACHE_DIR": str(tmp_path / "c")},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{heavy}: PDF rendering took longer than 1 s")
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+
+    fits = slidesvc("check", heavy, cwd=tmp_path)
+    assert fits.returncode == 0, fits.stderr
+    assert f"{heavy}:1: warning: slide 1 overflows by" in fits.stderr

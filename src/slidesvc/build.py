@@ -83,6 +83,12 @@ class PdfRenderer:
         report(found)
         return pdf
 
+    def overflows(self, deck: Deck) -> list[Diagnostic]:
+        """`slidesvc check`'s overflowing slides, laid out in a child of the worker."""
+        from slidesvc.pdfworker import find_overflows_isolated_async
+
+        return self._runner.run(find_overflows_isolated_async(deck, worker=self._worker))
+
     def wait(self, awaitable: Coroutine[Any, Any, T]) -> T:
         """Run something else on the worker's event loop (e.g. wait for a change)."""
         return self._runner.run(awaitable)
@@ -256,24 +262,25 @@ def check(path: Path, *, strict: bool = False, layout: bool = True) -> int:
     if not paths:
         raise SlidesvcError(f"{path}: no .md decks found")
     errors = 0
-    for deck_path in paths:
-        try:
-            deck = _load(deck_path)
-        except DeckError as exc:
-            findings = [exc.diagnostic, *exc.others]
+    # The layout runs in a worker process, with the PDF renderer's limits.
+    with pdf_renderer() if layout else contextlib.nullcontext() as render:
+        for deck_path in paths:
+            try:
+                deck = _load(deck_path)
+                findings = list(deck.diagnostics)
+                if render is not None:
+                    overflows = render.overflows(deck)
+                    if strict:
+                        overflows = [
+                            Diagnostic(d.path, d.line, d.message, "error") for d in overflows
+                        ]
+                    findings.extend(overflows)
+            except DeckError as exc:
+                findings = [exc.diagnostic, *exc.others]
+            except SlidesvcError as exc:  # e.g. the layout hit its time or memory limit
+                findings = [Diagnostic(deck_path, 0, str(exc), "error")]
             report(findings)
             errors += sum(1 for d in findings if d.severity == "error")
-            continue
-        findings = list(deck.diagnostics)
-        if layout:
-            from slidesvc.render_pdf import find_overflows
-
-            overflows = find_overflows(deck)
-            if strict:
-                overflows = [Diagnostic(d.path, d.line, d.message, "error") for d in overflows]
-            findings.extend(overflows)
-        report(findings)
-        errors += sum(1 for d in findings if d.severity == "error")
     return 1 if errors else 0
 
 

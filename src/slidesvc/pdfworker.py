@@ -86,6 +86,8 @@ class _Request:
     notes: bool
     cache_dir: Path | None
     jobs: int | None
+    overflows_only: bool = False
+    """Lay out for `find_overflows` (``slidesvc check``) instead of writing a PDF."""
 
 
 def _limits(timeout: float | None, memory_mb: int | None) -> PdfLimits:
@@ -177,10 +179,34 @@ async def render_pdf_isolated_async(
     """`render_pdf` in a child process, awaited; `RenderError` when a limit is hit.
     The child is forked from `worker` (kept warm by the caller) or from a
     warm worker started for this render alone."""
-    limits = _limits(timeout, memory_mb)
+    request = _Request(deck, notes, cache_dir, jobs)
+    return await _isolated(request, _limits(timeout, memory_mb), worker, diagnostics)
+
+
+async def find_overflows_isolated_async(
+    deck: Deck,
+    *,
+    timeout: float | None = None,
+    memory_mb: int | None = None,
+    cache_dir: Path | None = None,
+    worker: WarmWorker | None = None,
+) -> list[Diagnostic]:
+    """`render_pdf.find_overflows` in a child process, under the same limits."""
+    found: list[Diagnostic] = []
+    request = _Request(deck, False, cache_dir, None, overflows_only=True)
+    await _isolated(request, _limits(timeout, memory_mb), worker, found)
+    return found
+
+
+async def _isolated(
+    request: _Request,
+    limits: PdfLimits,
+    worker: WarmWorker | None,
+    diagnostics: list[Diagnostic] | None,
+) -> bytes:
     with tempfile.TemporaryDirectory(prefix="slidesvc-pdf-") as tmp:
         folder = Path(tmp)
-        _prepare(folder, _Request(deck, notes, cache_dir, jobs))
+        _prepare(folder, request)
         if worker is None:
             async with WarmWorker() as own:
                 returncode = await own.run(folder, limits)
@@ -364,7 +390,7 @@ def _child(folder: Path) -> int:
     request: _Request = pickle.loads((folder / "request.pickle").read_bytes())
     error = folder / "error.json"
     try:
-        from slidesvc.render_pdf import render_pdf
+        from slidesvc.render_pdf import find_overflows, render_pdf
 
         deck = request.deck
         if isinstance(deck, Path):
@@ -372,13 +398,17 @@ def _child(folder: Path) -> int:
 
             deck = load_deck(deck)
         found: list[Diagnostic] = []
-        pdf = render_pdf(
-            deck,
-            notes=request.notes,
-            jobs=request.jobs,
-            cache_dir=request.cache_dir,
-            diagnostics=found,
-        )
+        if request.overflows_only:
+            found = find_overflows(deck, jobs=request.jobs, cache_dir=request.cache_dir)
+            pdf = b""
+        else:
+            pdf = render_pdf(
+                deck,
+                notes=request.notes,
+                jobs=request.jobs,
+                cache_dir=request.cache_dir,
+                diagnostics=found,
+            )
     except MemoryError:
         return _EXIT_MEMORY
     except OSError as exc:
