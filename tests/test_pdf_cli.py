@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli_helpers import run_cli
 from pdf_helpers import page_texts, warm_workers
 
 DECK = """\
@@ -32,22 +33,15 @@ Spoken only
 """
 
 
-def slidesvc(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "slidesvc", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=180,
-        env={**os.environ, "SLIDESVC_CACHE_DIR": str(cwd / "cache")},
-    )
+def cache(tmp_path: Path) -> dict[str, str]:
+    return {"SLIDESVC_CACHE_DIR": str(tmp_path / "cache")}
 
 
 def test_pdf_command_writes_the_pdf_and_reports_refusals(tmp_path: Path) -> None:
     """One page per slide, notes only with --notes, refused URLs named by file:line."""
     deck = tmp_path / "talk.md"
     deck.write_text(DECK, encoding="utf-8")
-    result = slidesvc("pdf", deck, cwd=tmp_path)
+    result = run_cli("pdf", deck, cwd=tmp_path, env=cache(tmp_path))
     assert result.returncode == 0, result.stderr
     texts = page_texts((tmp_path / "talk.pdf").read_bytes())
     assert len(texts) == 2
@@ -55,7 +49,9 @@ def test_pdf_command_writes_the_pdf_and_reports_refusals(tmp_path: Path) -> None
     refused = f"{deck}:15: warning: slide 2: refused to load http://169.254.169.254/x.png"
     assert refused in result.stderr
 
-    handout = slidesvc("pdf", deck, "--notes", "-o", tmp_path / "handout.pdf", cwd=tmp_path)
+    handout = run_cli(
+        "pdf", deck, "--notes", "-o", tmp_path / "handout.pdf", cwd=tmp_path, env=cache(tmp_path)
+    )
     assert handout.returncode == 0, handout.stderr
     assert any("Spoken only" in t for t in page_texts((tmp_path / "handout.pdf").read_bytes()))
 
@@ -64,7 +60,7 @@ def test_pdf_command_on_a_broken_deck_writes_nothing(tmp_path: Path) -> None:
     """file:line, exit 1, no output file, no traceback."""
     deck = tmp_path / "talk.md"
     deck.write_text("---\ntitle: x\naspect: wide\n---\n# Hi\n", encoding="utf-8")
-    result = slidesvc("pdf", deck, cwd=tmp_path)
+    result = run_cli("pdf", deck, cwd=tmp_path, env=cache(tmp_path))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{deck}:3: ")
     assert "Traceback" not in result.stderr
@@ -129,18 +125,12 @@ def test_check_lays_out_under_the_pdf_limits(tmp_path: Path) -> None:
         "\n\n---\n\n".join(f"# Heavy {i}\n\n" + "word " * 400 for i in range(60)), "utf-8"
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "slidesvc", "check", str(heavy)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "SLIDESVC_PDF_TIMEOUT": "1", "SLIDESVC_CACHE_DIR": str(tmp_path / "c")},
-    )
+    result = run_cli("check", heavy, env={**cache(tmp_path), "SLIDESVC_PDF_TIMEOUT": "1"})
     assert result.returncode == 1
     assert result.stderr.startswith(f"{heavy}: PDF rendering took longer than 1 s")
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 15
 
-    fits = slidesvc("check", heavy, cwd=tmp_path)
+    fits = run_cli("check", heavy, cwd=tmp_path, env=cache(tmp_path))
     assert fits.returncode == 0, fits.stderr
     assert f"{heavy}:1: warning: slide 1 overflows by" in fits.stderr
