@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from slidesvc import artifacts as art
-from slidesvc.errors import DeckError, Diagnostic, SlidesvcError
+from slidesvc.errors import DeckError, Diagnostic, Severity, SlidesvcError
 from slidesvc.fsutil import atomic_dir, write_atomic
 from slidesvc.model import Deck
 
@@ -267,21 +267,24 @@ def check(path: Path, *, strict: bool = False, layout: bool = True) -> int:
         for deck_path in paths:
             try:
                 deck = _load(deck_path)
-                findings = list(deck.diagnostics)
-                if render is not None:
-                    overflows = render.overflows(deck)
-                    if strict:
-                        overflows = [
-                            Diagnostic(d.path, d.line, d.message, "error") for d in overflows
-                        ]
-                    findings.extend(overflows)
             except DeckError as exc:
                 findings = [exc.diagnostic, *exc.others]
-            except SlidesvcError as exc:  # e.g. the layout hit its time or memory limit
-                findings = [Diagnostic(deck_path, 0, str(exc), "error")]
+            else:
+                findings = list(deck.diagnostics)
+                if render is not None:
+                    findings += _overflows(render, deck, strict=strict)
             report(findings)
             errors += sum(1 for d in findings if d.severity == "error")
     return 1 if errors else 0
+
+
+def _overflows(render: PdfRenderer, deck: Deck, *, strict: bool) -> list[Diagnostic]:
+    try:
+        found = render.overflows(deck)
+    except SlidesvcError as exc:  # the layout hit its time or memory limit
+        return [Diagnostic(deck.path, 0, str(exc), "error")]
+    severity: Severity = "error" if strict else "warning"
+    return [Diagnostic(d.path, d.line, d.message, severity) for d in found]
 
 
 def _print_error(exc: SlidesvcError, stream: TextIO | None = None) -> None:
