@@ -116,14 +116,17 @@ def build_artifacts(
     private: bool = True,
     pdf: bool = True,
     render: PdfRenderer | None = None,
+    deck: Deck | None = None,
 ) -> art.Artifacts:
-    """Write a deck's artifact folder (see `slidesvc.artifacts`); all or nothing."""
+    """Write a deck's artifact folder (see `slidesvc.artifacts`); all or nothing.
+    `deck` is `deck_path` already parsed, `render` a renderer to reuse."""
     from slidesvc.render_html import render_html
 
     with contextlib.ExitStack() as stack:
         if pdf and render is None:
             render = stack.enter_context(pdf_renderer())
-        deck = _load(deck_path)
+        if deck is None:
+            deck = _load(deck_path)
         files: dict[str, bytes] = {
             art.INDEX_HTML: render_html(deck).encode("utf-8"),
             art.DECK_JSON: _deck_json(deck),
@@ -228,7 +231,7 @@ def build_site(src_dir: Path, out_dir: Path, *, pdf: bool = True) -> int:
                 deck = _load(path)
                 report(deck.diagnostics)
                 built = build_artifacts(
-                    path, out_dir / deck.slug, private=False, pdf=pdf, render=render
+                    path, out_dir / deck.slug, private=False, pdf=pdf, render=render, deck=deck
                 )
             except SlidesvcError as exc:
                 failed += 1
