@@ -482,7 +482,11 @@ def _warm(stdin: int = 0) -> int:
             *lines, pending = (pending + data).split(b"\n")
             for line in lines:
                 job, memory_mb, folder = line.decode().split(" ", 2)
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError:  # no memory (or processes) left for one more
+                    say(f"{job} exit {_EXIT_MEMORY}")
+                    continue
                 if pid == 0:
                     selector.close()
                     for fd in (wake_read, wake_write):
