@@ -9,7 +9,10 @@ from pathlib import Path
 
 
 def run_cli(
-    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m slidesvc ARGS``; `env` adds to this process's environment."""
     return subprocess.run(
@@ -17,6 +20,6 @@ def run_cli(
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=180,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )

@@ -25,7 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from conftest import require_tool
+from process_helpers import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -50,12 +52,6 @@ A private note.
 """
 TAG = f"localhost/slidesvc-test/containers:{os.getpid()}"
 """Unique per test session, so that concurrent runs never remove each other's images."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -108,19 +104,7 @@ def deck_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     deck.write_text(DECK)
     outputs = {"layout": root / "layout", "archive": root / "image.tar"}
     for fmt, out in (("oci", outputs["layout"]), ("oci-archive", outputs["archive"])):
-        command = [
-            sys.executable,
-            "-m",
-            "slidesvc",
-            "image",
-            str(deck),
-            "-o",
-            str(out),
-            "--format",
-            fmt,
-        ]
-        command += ["--tag", TAG]
-        proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+        proc = run_cli("image", deck, "-o", out, "--format", fmt, "--tag", TAG, timeout=600)
         assert proc.returncode == 0, proc.stderr
     return outputs
 
@@ -270,18 +254,7 @@ def test_push_and_pull_through_a_registry(
     deck = tmp_path / "containers.md"
     deck.write_text(DECK)
     ref = f"{registry}/slidesvc-test/containers:1"
-    command = [
-        sys.executable,
-        "-m",
-        "slidesvc",
-        "image",
-        str(deck),
-        "-o",
-        str(tmp_path / "out"),
-        "--push",
-        ref,
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    proc = run_cli("image", deck, "-o", tmp_path / "out", "--push", ref, timeout=600)
     assert proc.returncode == 0, proc.stderr
     digest = json.loads((tmp_path / "out/index.json").read_text())["manifests"][0]["digest"]
     assert f"pushed {registry}/slidesvc-test/containers@{digest} (4 of 4 blobs sent)" in proc.stdout

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from process_helpers import alive, free_port
 from yarl import URL
 
 from slidesvc.publish import PUBLISHER, PublishSettings, create_app
@@ -52,23 +52,13 @@ def write_deck(folder: Path, slug: str, n: int, title: str | None = None) -> Pat
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+def three_decks(tmp_path: Path) -> Path:
+    """A decks folder with alpha, beta and gamma."""
+    folder = tmp_path / "decks"
+    folder.mkdir()
+    for n, slug in enumerate(("alpha", "beta", "gamma"), start=1):
+        write_deck(folder, slug, n)
+    return folder
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
@@ -81,11 +71,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
 
 @pytest.fixture
 def decks(tmp_path: Path) -> Path:
-    folder = tmp_path / "decks"
-    folder.mkdir()
-    for n, slug in enumerate(("alpha", "beta", "gamma"), start=1):
-        write_deck(folder, slug, n)
-    return folder
+    return three_decks(tmp_path)
 
 
 @dataclass

@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_publish import alive, free_port, write_deck
+from process_helpers import alive, free_port
+from test_publish import three_decks
 
 
 @pytest.fixture
 def decks(tmp_path: Path) -> Path:
-    folder = tmp_path / "decks"
-    folder.mkdir()
-    for n, slug in enumerate(("alpha", "beta", "gamma"), start=1):
-        write_deck(folder, slug, n)
-    return folder
+    return three_decks(tmp_path)
 
 
 def _get(url: str) -> tuple[int, bytes]:
