@@ -8,8 +8,6 @@ write it as an artifact folder, exactly as `slidesvc build` would.
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from slidesvc.artifacts import (
     THUMBNAIL_PNG,
     Artifacts,
 )
+from slidesvc.thumbnail import encode_png
 
 TOKEN = "presenter-secret-token"
 PUBLIC = "http://deck.test/"
@@ -30,20 +29,7 @@ PUBLIC = "http://deck.test/"
 
 def tiny_png(width: int = 64, height: int = 36) -> bytes:
     """A valid grey PNG of the given size."""
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+    return encode_png([b"\x80" * 3 * width] * height, width, height)
 
 
 def make_artifacts(

@@ -12,9 +12,7 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import subprocess
-import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_cli
 
 from slidesvc import debbase, oci
 from slidesvc.errors import ImageBuildError
@@ -177,18 +176,8 @@ def test_rebuild_in_a_new_process_gives_the_same_digest(
     for sub in ("debs", "wheels"):  # downloads are shared; the layers are rebuilt from them
         (cache / sub).symlink_to(debbase.cache_dir() / sub)
     out = tmp_path / "again"
-    env = {**os.environ, **ENV, "SLIDESVC_CACHE_DIR": str(cache), "PYTHONHASHSEED": "123"}
-    command = [
-        sys.executable,
-        "-m",
-        "slidesvc",
-        "image",
-        "--artifacts",
-        str(decks["talk"]),
-        "-o",
-        str(out),
-    ]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    env = {**ENV, "SLIDESVC_CACHE_DIR": str(cache), "PYTHONHASHSEED": "123"}
+    proc = run_image("--artifacts", str(decks["talk"]), "-o", str(out), env=env)
     assert proc.returncode == 0, proc.stderr
     assert read_layout(out).digest == built.digest
     assert built.digest in proc.stdout
@@ -300,7 +289,7 @@ def test_public_images_leave_the_private_artifacts_out(
     decks: dict[str, Path], tmp_path: Path
 ) -> None:
     """--public: no presenter view and no notes in the deck layer."""
-    proc = run_cli("--artifacts", str(decks["talk"]), "-o", str(tmp_path / "out"), "--public")
+    proc = run_image("--artifacts", str(decks["talk"]), "-o", str(tmp_path / "out"), "--public")
     assert proc.returncode == 0, proc.stderr
     names = read_layout(tmp_path / "out").layer_names(2)
     assert "deck/index.html" in names and "deck/presenter.html" not in names
@@ -400,20 +389,13 @@ def test_elf_reader_finds_the_libraries_python_links() -> None:
 # --- errors ---------------------------------------------------------------------------------
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "slidesvc", "image", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        check=False,
-    )
+def run_image(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_cli("image", *args, env=env, timeout=900)
 
 
 def test_not_an_artifact_folder_is_a_clear_error(tmp_path: Path) -> None:
     """A folder without index.html/deck.json: exit 1, one line, no traceback, no output."""
-    proc = run_cli("--artifacts", str(tmp_path), "-o", str(tmp_path / "out"))
+    proc = run_image("--artifacts", str(tmp_path), "-o", str(tmp_path / "out"))
     assert proc.returncode == 1
     assert "not a deck artifact folder" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -423,7 +405,7 @@ def test_bad_base_is_a_clear_error(decks: dict[str, Path], tmp_path: Path) -> No
     """--base pointing at something that is not an image: exit 1, no output left behind."""
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all")
-    proc = run_cli(
+    proc = run_image(
         "--artifacts", str(decks["talk"]), "--base", str(junk), "-o", str(tmp_path / "out")
     )
     assert proc.returncode == 1, proc.stderr
@@ -457,10 +439,10 @@ def test_output_kinds_do_not_replace_each_other(decks: dict[str, Path], tmp_path
     """A layout over a file, or an archive over a folder, is refused before any work."""
     (tmp_path / "notes.txt").write_text("keep me")
     (tmp_path / "folder").mkdir()
-    proc = run_cli("--artifacts", str(decks["talk"]), "-o", str(tmp_path / "notes.txt"))
+    proc = run_image("--artifacts", str(decks["talk"]), "-o", str(tmp_path / "notes.txt"))
     assert proc.returncode == 1 and "not an OCI layout folder" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run_cli(
+    proc = run_image(
         "--artifacts", str(decks["talk"]), "-o", str(tmp_path / "folder"), "--format", "oci-archive"
     )
     assert proc.returncode == 1 and "an archive needs a file name" in proc.stderr

@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.error
@@ -306,18 +305,8 @@ def test_push_to_a_missing_registry_is_a_clear_error(tmp_path: Path) -> None:
         '<html data-mode="deck"><head><!--slidesvc:head--></head></html>'
     )
     (art / "deck.json").write_text('{"slug": "x", "title": "X", "version": "1"}')
-    command = [
-        sys.executable,
-        "-m",
-        "slidesvc",
-        "image",
-        "--artifacts",
-        str(art),
-        "-o",
-        str(tmp_path / "o"),
-        "--push",
-        f"127.0.0.1:{port}/x:1",
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    proc = run_cli(
+        "image", "--artifacts", art, "-o", tmp_path / "o", "--push", f"127.0.0.1:{port}/x:1"
+    )
     assert proc.returncode == 1
     assert f"cannot reach 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from cli_helpers import run_cli
 from referencing import Registry, Resource
 from test_image import make_artifacts
 
@@ -50,14 +50,7 @@ def deck_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def run_k8s(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "slidesvc", "k8s", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **ENV},
-        timeout=600,
-    )
+    return run_cli("k8s", *args, env=ENV, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -290,22 +283,7 @@ def test_without_images_the_digests_are_those_of_slidesvc_image(tmp_path: Path) 
     (decks / "short.md").write_text("# Short\n\nOne slide.\n")
     proc = run_k8s(str(decks), "-o", str(tmp_path / "k8s"), "--image-prefix", PREFIX)
     assert proc.returncode == 0, proc.stderr
-    image = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slidesvc",
-            "image",
-            str(decks / "short.md"),
-            "-o",
-            str(tmp_path / "img"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **ENV},
-        timeout=600,
-    )
+    image = run_cli("image", decks / "short.md", "-o", tmp_path / "img", env=ENV, timeout=600)
     assert image.returncode == 0, image.stderr
     (deployment, _) = yaml.safe_load_all((tmp_path / "k8s" / "short.yaml").read_text())
     container = deployment["spec"]["template"]["spec"]["containers"][0]

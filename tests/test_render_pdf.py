@@ -18,6 +18,7 @@ from slidesvc.render_pdf import (
     render_pdf,
     render_thumbnail_png,
 )
+from slidesvc.thumbnail import encode_png
 
 SLIDES = [
     ("<h1>Welcome aboard</h1><p>First slide body</p>", "<p>Say hello warmly</p>"),
@@ -228,20 +229,7 @@ def test_empty_deck_is_an_error(tmp_path: Path) -> None:
 
 
 def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+    return encode_png([bytes(rgb) * width] * height, width, height)
 
 
 def test_lean_user_agent_stylesheet_parses_without_warnings(
