@@ -118,3 +118,12 @@ def warm_workers(parent: int | None = None) -> set[int]:
         if ppid == parent and b"slidesvc.pdfworker" in command and b"--warm" in command:
             found.add(int(proc.name))
     return found
+
+
+def render_isolated(deck: Deck | Path, **options: Any) -> bytes:
+    """`render_pdf_isolated_async` from synchronous code, as the command line does."""
+    import asyncio
+
+    from slidesvc.pdfworker import render_pdf_isolated_async
+
+    return asyncio.run(render_pdf_isolated_async(deck, **options))

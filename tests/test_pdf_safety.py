@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from pdf_helpers import all_objects, decoded_bytes, make_deck, page_texts, reader
+from pdf_helpers import all_objects, decoded_bytes, make_deck, page_texts, reader, render_isolated
 
 from slidesvc.errors import Diagnostic, RenderError
-from slidesvc.pdfworker import render_pdf_isolated
 from slidesvc.render_pdf import render_pdf
 
 SECRET = "TOPSECRET-7f3a9c"
@@ -194,7 +193,7 @@ def test_resource_bombs_neither_hang_nor_leak(tmp_path: Path, html: str) -> None
     deck = make_deck(tmp_path / "deck", ["<h1>Before</h1>", f"<h1>Bomb</h1>{html}"])
     started = time.monotonic()
     try:
-        pdf = render_pdf_isolated(
+        pdf = render_isolated(
             deck, timeout=60, memory_mb=1024, cache_dir=tmp_path / "cache", jobs=1
         )
     except RenderError as exc:

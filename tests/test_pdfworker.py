@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pdf_helpers import make_deck, page_texts, warm_workers
+from pdf_helpers import make_deck, page_texts, render_isolated, warm_workers
 
 from slidesvc.errors import DeckError, Diagnostic, RenderError
 from slidesvc.pdfworker import (
@@ -16,7 +16,6 @@ from slidesvc.pdfworker import (
     DEFAULT_TIMEOUT,
     PdfLimits,
     WarmWorker,
-    render_pdf_isolated,
     render_pdf_isolated_async,
 )
 
@@ -29,7 +28,7 @@ def test_isolated_render_returns_the_pdf_and_warnings(tmp_path: Path) -> None:
     """The child renders the deck; its warnings come back to the caller."""
     deck = make_deck(tmp_path / "d", [*SLIDES, '<img src="file:///etc/passwd">'])
     found: list[Diagnostic] = []
-    pdf = render_pdf_isolated(deck, notes=True, cache_dir=tmp_path / "c", diagnostics=found)
+    pdf = render_isolated(deck, notes=True, cache_dir=tmp_path / "c", diagnostics=found)
     texts = page_texts(pdf)
     assert len(texts) == 4
     assert "note one" in texts[1]
@@ -42,7 +41,7 @@ def test_time_limit_kills_the_render(tmp_path: Path) -> None:
     cache = tmp_path / "c"
     started = time.monotonic()
     with pytest.raises(RenderError, match=r"longer than 0\.5 s .*SLIDESVC_PDF_TIMEOUT"):
-        render_pdf_isolated(deck, timeout=0.5, cache_dir=cache, jobs=2)
+        render_isolated(deck, timeout=0.5, cache_dir=cache, jobs=2)
     assert time.monotonic() - started < 5
     # Nothing keeps rendering in the background: the cache stops changing.
     before = sorted(p.name for p in cache.rglob("*")) if cache.exists() else []
@@ -56,7 +55,7 @@ def test_memory_limit_fails_cleanly(tmp_path: Path) -> None:
     """A render that needs more memory than allowed fails with a message naming the limit."""
     deck = make_deck(tmp_path / "d", SLIDES)
     with pytest.raises(RenderError, match=r"memory .*limit 60 MiB.*SLIDESVC_PDF_MEMORY_MB"):
-        render_pdf_isolated(deck, memory_mb=60, cache_dir=tmp_path / "c")
+        render_isolated(deck, memory_mb=60, cache_dir=tmp_path / "c")
 
 
 def test_deck_errors_come_back_as_deck_errors(tmp_path: Path) -> None:
@@ -64,7 +63,7 @@ def test_deck_errors_come_back_as_deck_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.md"
     bad.write_text("---\ntitle: x\naspect: wide\n---\n# Hi\n", encoding="utf-8")
     with pytest.raises(DeckError) as info:
-        render_pdf_isolated(bad, cache_dir=tmp_path / "c")
+        render_isolated(bad, cache_dir=tmp_path / "c")
     assert (info.value.path, info.value.line) == (bad, 3)
     assert str(info.value).startswith(f"{bad}:3: aspect")
 
@@ -107,7 +106,7 @@ def test_environment_limits_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SLIDESVC_PDF_TIMEOUT", "0.5")
     deck = make_deck(tmp_path / "d", HEAVY)
     with pytest.raises(RenderError, match=r"longer than 0\.5 s"):
-        render_pdf_isolated(deck, cache_dir=tmp_path / "c")
+        render_isolated(deck, cache_dir=tmp_path / "c")
     assert os.environ["SLIDESVC_PDF_TIMEOUT"] == "0.5"
 
 

@@ -1,8 +1,8 @@
 """Run a PDF render in a separate process, under a time and a memory limit.
 
 WeasyPrint runs on untrusted-looking input (raw HTML in decks), so neither the
-command line nor the server renders in its own process: `render_pdf_isolated`
-(sync, for the CLI) and `render_pdf_isolated_async` (for the server) hand the
+command line nor the server renders in its own process:
+`render_pdf_isolated_async` (and `find_overflows_isolated_async`) hand the
 deck (a path or a pickled `Deck`) to a fresh process and wait.
 
 That process is forked from a `WarmWorker`: ``python -m slidesvc.pdfworker
@@ -138,31 +138,6 @@ def _timeout_error(limits: PdfLimits) -> RenderError:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def render_pdf_isolated(
-    deck: Path | Deck,
-    *,
-    notes: bool = False,
-    timeout: float | None = None,
-    memory_mb: int | None = None,
-    cache_dir: Path | None = None,
-    jobs: int | None = None,
-    diagnostics: list[Diagnostic] | None = None,
-) -> bytes:
-    """`render_pdf` in a child process; `RenderError` when a limit is hit.
-    For callers without an event loop (the command line, image builds)."""
-    return asyncio.run(
-        render_pdf_isolated_async(
-            deck,
-            notes=notes,
-            timeout=timeout,
-            memory_mb=memory_mb,
-            cache_dir=cache_dir,
-            jobs=jobs,
-            diagnostics=diagnostics,
-        )
-    )
 
 
 async def render_pdf_isolated_async(
