@@ -108,3 +108,22 @@ def test_pdf_watch_exports_again_on_every_change(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 130
     wait_for(lambda: not alive(warm), 10)  # its warm worker went with it
+
+
+def test_check_lays_out_under_the_pdf_limits(tmp_path: Path) -> None:
+    """`check` lays slides out in a worker process: past the time limit it stops
+    with a clear error instead of hanging; within it, it reports overflows."""
+    heavy = tmp_path / "heavy.md"
+    heavy.write_text(
+        "\n\n---\n\n".join(f"# Heavy {i}\n\n" + "word " * 400 for i in range(60)), "utf-8"
+    )
+    started = time.monotonic()
+    result = run_cli("check", heavy, env={**cache(tmp_path), "SLIDESVC_PDF_TIMEOUT": "1"})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{heavy}: PDF rendering took longer than 1 s")
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+
+    fits = run_cli("check", heavy, cwd=tmp_path, env=cache(tmp_path))
+    assert fits.returncode == 0, fits.stderr
+    assert f"{heavy}:1: warning: slide 1 overflows by" in fits.stderr
