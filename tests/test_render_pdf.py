@@ -181,6 +181,19 @@ def test_reexport_renders_only_the_edited_slide(tmp_path: Path) -> None:
     assert "Slide 4, edited" in page_texts(pdf)[4]
 
 
+def test_cached_batches_have_no_object_streams(deck, cache: Path) -> None:  # type: ignore[no-untyped-def]
+    """Batches keep a plain cross-reference table (the assembler reads them about
+    twice as fast as compressed object streams); page content stays compressed."""
+    render_pdf(deck, cache_dir=cache)
+    batches = list((cache / "batches").iterdir())
+    assert batches
+    for batch in batches:
+        data = batch.read_bytes()
+        assert b"/ObjStm" not in data and b"\nxref\n" in data
+        for page in reader(data).pages:
+            assert page["/Contents"].get_object()["/Filter"] == "/FlateDecode"
+
+
 def test_images_and_background_splits(tmp_path: Path) -> None:
     """Deck images (slidesvc-asset:) are embedded, as <img> and as a bg split."""
     png = _png(4, 3, (200, 30, 30))
