@@ -154,9 +154,7 @@ async def test_watch_mode_pdf_follows_edits_from_one_warm_worker(
     from pdf_helpers import page_texts, warm_workers
 
     path = write_deck(DECK)
-    client = await aiohttp_client(
-        create_app(settings(watch=True), DeckSource(path, keep_worker=True))
-    )
+    client = await aiohttp_client(create_app(settings(watch=True), DeckSource(path, watch=True)))
     ws = await client.ws_connect("/live")
     first = await (await client.get("/deck.pdf")).read()
     assert "Second" in page_texts(first)[1]

@@ -23,15 +23,16 @@ from slidesvc.fsutil import atomic_dir, write_atomic
 from slidesvc.model import Deck
 
 if TYPE_CHECKING:
+    from slidesvc.parse_memo import ConversionMemo
     from slidesvc.pdfworker import WarmWorker
 
 T = TypeVar("T")
 
 
-def _load(path: Path) -> Deck:
+def _load(path: Path, memo: ConversionMemo | None = None) -> Deck:
     from slidesvc.parse import load_deck
 
-    return load_deck(path)
+    return load_deck(path, memo=memo)
 
 
 def report(diagnostics: Iterable[Diagnostic], stream: TextIO | None = None) -> None:
@@ -47,12 +48,13 @@ def _deck_json(deck: Deck) -> bytes:
     return json.dumps(describe(deck), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
 
 
-def compile_deck(deck_path: Path) -> tuple[Deck, art.Artifacts]:
+def compile_deck(deck_path: Path, memo: ConversionMemo | None = None) -> tuple[Deck, art.Artifacts]:
     """Compile a deck in memory: both pages and deck.json (the PDF comes later,
-    lazily, from the returned `Deck`, so it matches the pages exactly)."""
+    lazily, from the returned `Deck`, so it matches the pages exactly). Watch
+    modes pass the same ``memo`` every time (see `load_deck`)."""
     from slidesvc.render_html import render_html
 
-    deck = _load(deck_path)
+    deck = _load(deck_path, memo)
     return deck, art.Artifacts(
         index_html=render_html(deck),
         deck=json.loads(_deck_json(deck)),
@@ -167,17 +169,19 @@ def watch_pdf(src: Path, out: Path, *, notes: bool = False, stream: TextIO = sys
     """`slidesvc pdf --watch`: export, then again after every settled change of
     the deck's files, from one warm worker; errors are printed, the last good
     PDF stays. Runs until interrupted."""
+    from slidesvc.parse_memo import ConversionMemo
     from slidesvc.server.source import DeckSource
     from slidesvc.server.watch import settled_change, snapshot
 
     files = DeckSource(src)
+    memo = ConversionMemo()
     written = frozenset({os.path.abspath(out)})  # writing it is not a change to export
     with pdf_renderer() as render:
         while True:
             seen = snapshot(files, written)
             started = time.perf_counter()
             try:
-                deck = _load(src)
+                deck = _load(src, memo)
                 report(deck.diagnostics, stream)
                 write_atomic(out, render(deck, notes=notes or deck.meta.pdf_notes))
             except SlidesvcError as exc:

@@ -7,6 +7,8 @@ instance, resolves local images into `Deck.assets`, and loads the theme.
 Problems become `Diagnostic`s tied to a source line; when any is an error,
 the first is raised as `DeckError` with the rest in ``others``. Big decks
 convert their second half in a forked child process (see `_Compiler._convert`).
+Watch modes pass a `ConversionMemo`: slides unchanged since the last load are
+not converted again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from slidesvc.frontmatter import BadValue, convert, load_yaml, parse_front_matte
 from slidesvc.highlight import code_css
 from slidesvc.markdown_ext import Context, SlideConverter
 from slidesvc.model import ASSET_SCHEME, Deck, DeckMeta, Slide
+from slidesvc.parse_memo import ConversionMemo, Converted, Findings, Key, recording
 from slidesvc.slug import slugify
 from slidesvc.themes import DEFAULT_THEME, Theme, inline_urls, load_theme
 
@@ -59,12 +62,17 @@ def _can_fork() -> bool:
     return (os.cpu_count() or 1) > 1
 
 
-def load_deck(path: Path, *, max_bytes: int | None = None) -> Deck:
-    """Compile the deck at ``path`` (raises `DeckError` when it is wrong)."""
+def load_deck(
+    path: Path, *, max_bytes: int | None = None, memo: ConversionMemo | None = None
+) -> Deck:
+    """Compile the deck at ``path`` (raises `DeckError` when it is wrong).
+
+    With a ``memo`` (kept from one load to the next), slides converted before
+    are not converted again."""
     path = Path(path)
     limit = _limit(path, max_bytes)
     data = _read(path, limit)
-    return _Compiler(path, data).compile()
+    return _Compiler(path, data, memo=memo).compile()
 
 
 def _limit(path: Path, max_bytes: int | None) -> int:
@@ -124,10 +132,13 @@ class _Compiler:
     warnings: list[Diagnostic] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+    memo: ConversionMemo | None = None
 
     def __post_init__(self) -> None:
         self.store = AssetStore(self.path.parent)
         self.converter = SlideConverter()
+        self._memoized: list[tuple[Key, Converted]] = []
+        """What this load added to the memo (a forked child sends it back)."""
         self._inline_cache: dict[str, str] = {}
         self._background_cache: dict[str, str] = {}
         self._remote_seen: set[str] = set()
@@ -290,7 +301,7 @@ class _Compiler:
         warm converter is inherited) that sends back slides, findings and
         assets. If the child fails for any reason, its half is done here.
         """
-        if len(jobs) < PARALLEL_MIN_SLIDES or not _can_fork():
+        if self._to_convert(jobs) < PARALLEL_MIN_SLIDES or not _can_fork():
             return [self._slide(*job) for job in jobs]
         import pickle
 
@@ -313,9 +324,12 @@ class _Compiler:
             os.waitpid(pid, 0)
         try:
             theirs: list[Slide]
-            theirs, errors, warnings, assets, uses_code = pickle.loads(payload)
+            theirs, errors, warnings, assets, uses_code, memoized = pickle.loads(payload)
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
             return slides + [self._slide(*job) for job in jobs[half:]]
+        if self.memo is not None:
+            for key, converted in memoized:
+                self.memo.put(key, converted)
         seen = {w.message for w in self.warnings if w.message.startswith(_REMOTE)}
         self.errors += errors
         self.warnings += [w for w in warnings if w.message not in seen]
@@ -332,7 +346,9 @@ class _Compiler:
             errors, warnings = len(self.errors), len(self.warnings)
             slides = [self._slide(*job) for job in jobs]
             found = (self.errors[errors:], self.warnings[warnings:])
-            payload = pickle.dumps((slides, *found, self.store.assets, self.uses_code))
+            payload = pickle.dumps(
+                (slides, *found, self.store.assets, self.uses_code, self._memoized)
+            )
             with os.fdopen(writer, "wb") as pipe:
                 pipe.write(payload)
             status = 0
@@ -340,6 +356,34 @@ class _Compiler:
             # Never return into the parent's code (or run its atexit handlers);
             # on failure the parent converts this half itself and reports why.
             os._exit(status)
+
+    def _to_convert(self, jobs: list[_Job]) -> int:
+        """How many of the slides of ``jobs`` the memo cannot replay."""
+        if self.memo is None:
+            return len(jobs)
+        return sum((source.content, math) not in self.memo for _, source, _, math in jobs)
+
+    def _markdown(self, text: str, ctx: Context) -> str:
+        """``text`` as HTML; with a memo, a conversion done before is replayed."""
+        if self.memo is None:
+            return self.converter.convert(text, ctx)
+        key = (text, ctx.math)
+        known = self.memo.get(key)
+        if known is not None:
+            reported = len(self.errors), len(self.warnings), set(self._remote_seen)
+            if known.replay(ctx):
+                return known.html
+            # An image changed: forget what the replay reported, convert afresh.
+            del self.errors[reported[0] :], self.warnings[reported[1] :]
+            self._remote_seen = reported[2]
+        recorder, events = recording(ctx)
+        result = self.converter.convert(text, recorder)
+        findings = Findings.of(recorder)
+        findings.add_to(ctx)
+        converted = Converted(result, tuple(events), findings)
+        self.memo.put(key, converted)
+        self._memoized.append((key, converted))
+        return result
 
     def _directive(self, key: str, directive: Directive, old: Any) -> Any:
         value = directive.value
@@ -402,11 +446,11 @@ class _Compiler:
 
     def _slide(self, number: int, source: SlideSource, state: dict[str, Any], math: bool) -> Slide:
         ctx = self._context(source, math)
-        content = self.converter.convert(source.content, ctx)
+        content = self._markdown(source.content, ctx)
         notes = ""
         if source.notes:
             notes_ctx = self._context(source, math)
-            notes = self.converter.convert("\n\n".join(source.notes), notes_ctx)
+            notes = self._markdown("\n\n".join(source.notes), notes_ctx)
             ctx.uses_code = ctx.uses_code or notes_ctx.uses_code
         self.uses_code = self.uses_code or ctx.uses_code
         return Slide(

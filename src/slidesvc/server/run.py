@@ -43,7 +43,7 @@ def serve_from_args(args: Any, env: Mapping[str, str]) -> int:
     if folder is not None:
         source = FolderSource(folder)
     elif deck:
-        source = DeckSource(Path(deck), keep_worker=settings.watch)
+        source = DeckSource(Path(deck), watch=settings.watch)
     else:
         raise ServeError("serve: which deck? give DECK.md or --artifacts DIR")
     return serve(settings, source)

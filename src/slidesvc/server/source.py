@@ -25,6 +25,7 @@ from slidesvc.errors import RenderError, ServeError
 
 if TYPE_CHECKING:
     from slidesvc.model import Deck
+    from slidesvc.parse_memo import ConversionMemo
     from slidesvc.pdfworker import WarmWorker
 
 MAX_WATCHED_FILES = 5000
@@ -109,16 +110,21 @@ class FolderSource:
 class DeckSource:
     """A Markdown deck compiled in memory; PDFs rendered lazily in workers."""
 
-    def __init__(self, deck_path: Path, *, keep_worker: bool = False) -> None:
+    def __init__(self, deck_path: Path, *, watch: bool = False) -> None:
+        """``watch``: the deck will be loaded again and again, so keep a warm PDF
+        worker and remember slide conversions from one load to the next."""
         self.deck_path = deck_path
         self.label = str(deck_path)
         self._decks: dict[str, Deck] = {}
         """The parsed decks of the versions served lately, by version."""
         self._worker: WarmWorker | None = None
-        if keep_worker:
+        self._memo: ConversionMemo | None = None
+        if watch:
+            from slidesvc.parse_memo import ConversionMemo
             from slidesvc.pdfworker import WarmWorker
 
             self._worker = WarmWorker()
+            self._memo = ConversionMemo()
 
     async def load(self) -> Artifacts:
         from slidesvc import build  # build side: only in deck mode, never at import
@@ -126,7 +132,9 @@ class DeckSource:
         if not self.deck_path.is_file():
             raise ServeError(f"{self.deck_path}: no such deck file")
         loop = asyncio.get_running_loop()
-        deck, artifacts = await loop.run_in_executor(None, build.compile_deck, self.deck_path)
+        deck, artifacts = await loop.run_in_executor(
+            None, build.compile_deck, self.deck_path, self._memo
+        )
         recent = list(self._decks.items())[-2:]
         self._decks = {**dict(recent), artifacts.version: deck}
         return artifacts
