@@ -51,6 +51,27 @@ def write_deck(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture
+def parallel_parse(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """load_deck shares out decks of 4+ slides to a forked child; the list
+    collects the pids of the children forked."""
+    from slidesvc import parse
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(parse, "PARALLEL_MIN_SLIDES", 4)
+    monkeypatch.setattr(parse, "_can_fork", lambda: True)
+    monkeypatch.setattr(os, "fork", counting_fork)
+    return forks
+
+
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]

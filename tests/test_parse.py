@@ -487,13 +487,9 @@ def test_style_urls_are_inlined_and_confined(write_deck: WriteDeck, tmp_path: Pa
 
 
 def test_big_decks_convert_in_two_processes_with_the_same_result(
-    write_deck: WriteDeck, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    write_deck: WriteDeck, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The forked half gives exactly the slides, findings and assets of one process."""
-    import os
-
-    from slidesvc import parse
-
     (tmp_path / "a.png").write_bytes(PNG)
     (tmp_path / "b.gif").write_bytes(GIF)
     slides = [
@@ -504,18 +500,7 @@ def test_big_decks_convert_in_two_processes_with_the_same_result(
     ]
     path = write_deck("\n---\n".join(slides))
     serial = load_deck(path)
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(parse, "PARALLEL_MIN_SLIDES", 4)
-    monkeypatch.setattr(parse, "_can_fork", lambda: True)
-    monkeypatch.setattr(os, "fork", counting_fork)
+    forks = request.getfixturevalue("parallel_parse")
     parallel = load_deck(path)
     assert len(forks) == 1
     assert parallel.slides == serial.slides

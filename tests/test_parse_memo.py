@@ -3,18 +3,17 @@ last load are replayed, not converted, and give exactly what a fresh load gives.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from slidesvc import parse
 from slidesvc.errors import DeckError
 from slidesvc.markdown_ext import Context, SlideConverter
 from slidesvc.model import Deck
 from slidesvc.parse import load_deck
-from slidesvc.parse_memo import ConversionMemo
+from slidesvc.parse_memo import ConversionMemo, Converted, Findings
 
 WriteDeck = Callable[..., Path]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -37,7 +36,8 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
     def counting(self: SlideConverter, text: str, ctx: Context) -> str:
         seen.append(text)
-        return real(self, text, ctx)
+        html: str = real(self, text, ctx)
+        return html
 
     monkeypatch.setattr(SlideConverter, "convert", counting)
     yield seen
@@ -50,105 +50,82 @@ def same_deck(a: Deck, b: Deck) -> None:
     assert (a.code_css, a.content_hash) == (b.code_css, b.content_hash)
 
 
-def test_a_replayed_deck_is_a_freshly_loaded_deck(
-    write_deck: WriteDeck, tmp_path: Path, conversions: list[str]
-) -> None:
+@dataclass
+class Loaded:
+    path: Path
+    memo: ConversionMemo
+    first: Deck
+
+
+@pytest.fixture
+def loaded(write_deck: WriteDeck, tmp_path: Path, conversions: list[str]) -> Loaded:
+    """SLIDES (with a.png) loaded once with a fresh memo; conversions reset."""
     (tmp_path / "a.png").write_bytes(PNG)
     path = write_deck("\n---\n".join(SLIDES))
     memo = ConversionMemo()
-    load_deck(path, memo=memo)
+    first = load_deck(path, memo=memo)
     assert len(conversions) == len(SLIDES) + 1  # one slide has notes
     conversions.clear()
-    replayed = load_deck(path, memo=memo)
+    return Loaded(path, memo, first)
+
+
+def test_a_replayed_deck_is_a_freshly_loaded_deck(loaded: Loaded, conversions: list[str]) -> None:
+    replayed = load_deck(loaded.path, memo=loaded.memo)
     assert conversions == []
-    fresh = load_deck(path)
-    same_deck(replayed, fresh)
+    same_deck(replayed, load_deck(loaded.path))
     assert sum("remote image" in d.message for d in replayed.diagnostics) == 1
 
 
 def test_an_edit_converts_only_its_slide_and_moves_later_lines(
-    write_deck: WriteDeck, tmp_path: Path, conversions: list[str]
+    loaded: Loaded, write_deck: WriteDeck, conversions: list[str]
 ) -> None:
-    (tmp_path / "a.png").write_bytes(PNG)
-    path = write_deck("\n---\n".join(SLIDES))
-    memo = ConversionMemo()
-    before = load_deck(path, memo=memo)
     edited = SLIDES.copy()
     edited[0] = SLIDES[0].replace("Intro *text*", "Intro\n\nmore\n\nand *more* text")
     write_deck("\n---\n".join(edited))
-    conversions.clear()
-    after = load_deck(path, memo=memo)
+    after = load_deck(loaded.path, memo=loaded.memo)
     assert len(conversions) == 1 and "and *more* text" in conversions[0]
-    same_deck(after, load_deck(path))
+    same_deck(after, load_deck(loaded.path))
     shift = 4
-    assert [d.line for d in after.diagnostics] == [d.line + shift for d in before.diagnostics]
+    assert [d.line for d in after.diagnostics] == [d.line + shift for d in loaded.first.diagnostics]
 
 
 def test_a_changed_image_is_converted_again(
-    write_deck: WriteDeck, tmp_path: Path, conversions: list[str]
+    loaded: Loaded, tmp_path: Path, conversions: list[str]
 ) -> None:
-    (tmp_path / "a.png").write_bytes(PNG)
-    path = write_deck("\n---\n".join(SLIDES))
-    memo = ConversionMemo()
-    before = load_deck(path, memo=memo)
     (tmp_path / "a.png").write_bytes(OTHER_PNG)
-    conversions.clear()
-    after = load_deck(path, memo=memo)
+    after = load_deck(loaded.path, memo=loaded.memo)
     assert len(conversions) == 2  # the two slides showing a.png
-    same_deck(after, load_deck(path))
-    assert after.assets != before.assets and after.slides[0].backgrounds[0].url != (
-        before.slides[0].backgrounds[0].url
-    )
+    same_deck(after, load_deck(loaded.path))
+    before = loaded.first
+    assert after.assets != before.assets
+    assert after.slides[0].backgrounds[0].url != before.slides[0].backgrounds[0].url
 
 
-def test_a_deleted_image_is_one_error_as_in_a_fresh_load(
-    write_deck: WriteDeck, tmp_path: Path
-) -> None:
-    (tmp_path / "a.png").write_bytes(PNG)
-    path = write_deck("\n---\n".join(SLIDES))
-    memo = ConversionMemo()
-    load_deck(path, memo=memo)
+def test_a_deleted_image_is_one_error_as_in_a_fresh_load(loaded: Loaded, tmp_path: Path) -> None:
     (tmp_path / "a.png").unlink()
     with pytest.raises(DeckError) as replayed:
-        load_deck(path, memo=memo)
+        load_deck(loaded.path, memo=loaded.memo)
     with pytest.raises(DeckError) as fresh:
-        load_deck(path)
+        load_deck(loaded.path)
     assert str(replayed.value) == str(fresh.value)
     assert replayed.value.others == fresh.value.others
 
 
 def test_the_forked_half_of_a_big_deck_is_remembered_too(
-    write_deck: WriteDeck,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    conversions: list[str],
+    write_deck: WriteDeck, tmp_path: Path, parallel_parse: list[int], conversions: list[str]
 ) -> None:
     (tmp_path / "a.png").write_bytes(PNG)
     path = write_deck("\n---\n".join(f"# S{i}\n\n* x {i}\n\n![](a.png)\n" for i in range(12)))
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(parse, "PARALLEL_MIN_SLIDES", 4)
-    monkeypatch.setattr(parse, "_can_fork", lambda: True)
-    monkeypatch.setattr(os, "fork", counting_fork)
     memo = ConversionMemo()
     load_deck(path, memo=memo)
-    assert len(forks) == 1 and len(memo) == 12
+    assert len(parallel_parse) == 1 and len(memo) == 12
     conversions.clear()
     replayed = load_deck(path, memo=memo)
-    assert len(forks) == 1 and conversions == []  # nothing left to share out
+    assert len(parallel_parse) == 1 and conversions == []  # nothing left to share out
     same_deck(replayed, load_deck(path))
 
 
 def test_the_memo_forgets_the_least_recently_used() -> None:
-    from slidesvc.parse_memo import Converted, Findings
-
     memo = ConversionMemo(max_entries=2)
     for text in ("a", "b"):
         memo.put((text, True), Converted(text, (), Findings()))
