@@ -9,9 +9,9 @@ Speed: every tool runs as its own process tree on the same generated decks
 (sampled from /proc every 20 ms) are measured. "cold" is `slidesvc pdf` with
 an empty page cache, "1 slide edited" edits one slide and runs it again (warm
 cache, new process), "pdf --watch" and "serve --watch" time the re-export of
-that edit by a running process (its warm worker forks the render): the
-export itself, and from the save to the new PDF (which adds the 0.3 s file
-polling). "single pass" is one plain WeasyPrint render of the whole deck (the
+such an edit by a running process (its warm worker forks the render; median
+of five edits): the export itself, and from the save to the new PDF (which
+adds the 0.3 s file polling). "single pass" is one plain WeasyPrint render of the whole deck (the
 baseline for the PDF size ratio). Marp CLI is installed with
 ``npm install @marp-team/marp-cli`` into bench/.scratch and drives Debian's
 Chromium (CHROME_PATH=/usr/bin/chromium).

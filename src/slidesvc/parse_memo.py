@@ -127,4 +127,4 @@ class ConversionMemo:
                 self._entries.popitem(last=False)
 
 
-__all__ = ["ConversionMemo", "Converted", "Findings", "recording"]
+__all__ = ["ConversionMemo", "Converted", "Findings", "Key", "recording"]
