@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -181,17 +182,38 @@ def test_reexport_renders_only_the_edited_slide(tmp_path: Path) -> None:
     assert "Slide 4, edited" in page_texts(pdf)[4]
 
 
-def test_cached_batches_have_no_object_streams(deck, cache: Path) -> None:  # type: ignore[no-untyped-def]
+def font_files(pdf: bytes) -> list[bytes]:
+    return [
+        o.get_data()
+        for o in all_objects(pdf)
+        if hasattr(o, "get") and ("/Length1" in o or o.get("/Subtype") == "/OpenType")
+    ]
+
+
+def test_cached_batches_are_lean_and_the_pdf_complete(tmp_path: Path) -> None:
     """Batches keep a plain cross-reference table (the assembler reads them about
-    twice as fast as compressed object streams); page content stays compressed."""
-    render_pdf(deck, cache_dir=cache)
-    batches = list((cache / "batches").iterdir())
-    assert batches
-    for batch in batches:
+    twice as fast as compressed object streams) and no font subsets of their own
+    (the assembler embeds one subset of each original); the PDF gets real fonts,
+    also one missing a glyph (U+E000), whose batch keeps its own subset."""
+    from fontTools.ttLib import TTFont
+
+    slides = ["<h1>Fonts</h1><p>plain <b>bold</b> <code>mono</code></p>", "<p>odd \ue000 one</p>"]
+    cache = tmp_path / "c"
+    pdf = render_pdf(make_deck(tmp_path / "d", slides), cache_dir=cache, jobs=1)
+    in_batch = []
+    for batch in (cache / "batches").iterdir():
         data = batch.read_bytes()
         assert b"/ObjStm" not in data and b"\nxref\n" in data
         for page in reader(data).pages:
             assert page["/Contents"].get_object()["/Filter"] == "/FlateDecode"
+        in_batch += sorted(len(f) for f in font_files(data))
+    in_batch.sort()
+    assert in_batch[0] == 4 and in_batch[-1] > 1000  # placeholders, and the odd one's subset
+    fonts = font_files(pdf)
+    assert len(fonts) >= 3
+    for font in fonts:
+        assert len(TTFont(io.BytesIO(font)).getGlyphOrder()) > 1
+    assert "plain bold mono" in page_texts(pdf)[0]
 
 
 def test_images_and_background_splits(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from slidesvc import __version__
 from slidesvc.errors import Diagnostic, RenderError
 from slidesvc.model import ASSET_SCHEME, Deck, Slide
 from slidesvc.pdf_assemble import Metadata, PageRef, assemble
+from slidesvc.pdf_batch import SubsetLater, has_original, plain_objects
 from slidesvc.pdf_cache import PageCache, PageEntry, default_cache_dir
 from slidesvc.pdf_html import document as print_document
 from slidesvc.pdf_html import page_body, stylesheet
@@ -256,7 +257,8 @@ def _render_batch_unchecked(job: _BatchJob) -> list[PageEntry]:
         kept, slide_pages, notes_pages, overflows = _map_pages(document, job.slides)
         document = document.copy(kept)
         document.metadata.attachments = []  # <link rel=attachment>: never embedded
-        pdf = document.write_pdf(finisher=_plain_objects)
+        document.fonts = SubsetLater()
+        pdf = document.write_pdf(finisher=plain_objects)
     finally:
         quiet.setLevel(level)
     cache = PageCache(Path(job.cache_dir))
@@ -279,21 +281,6 @@ def _render_batch_unchecked(job: _BatchJob) -> list[PageEntry]:
         cache.put_entry(s.key, entry)
         entries.append(entry)
     return entries
-
-
-def _plain_objects(document: Any, pdf: Any) -> None:
-    """WeasyPrint finisher: write the batch with a plain cross-reference table.
-
-    Content streams stay compressed; the small objects (pages, fonts,
-    resources) are written as they are instead of packed into compressed
-    object streams, which the assembler's pypdf reads about twice as fast.
-    """
-    write = pdf.write
-
-    def without_object_streams(output: Any, version: Any, identifier: Any, compress: Any) -> Any:
-        return write(output, version, identifier, compress=False)
-
-    pdf.write = without_object_streams
 
 
 def _mentions(body: str, url: str) -> bool:
@@ -337,14 +324,12 @@ def _save_fonts(document: Any, cache: PageCache) -> dict[str, str]:
 
     WeasyPrint subsets every font per document, keeping glyph ids; with the
     originals, the assembler can subset each font once for the whole deck.
-    Variable and bitmap fonts are left alone (their subsets stay per batch).
     """
-    names: dict[str, str] = {}
-    for font in document.fonts.values():
-        if font.bitmap or "fvar" in font.tables:
-            continue
-        names[font.hash] = cache.put_font(get_hb_object_data(font.hb_face), font.index)
-    return names
+    return {
+        font.hash: cache.put_font(get_hb_object_data(font.hb_face), font.index)
+        for font in document.fonts.values()
+        if has_original(font)
+    }
 
 
 # --------------------------------------------------------------------------- orchestration
