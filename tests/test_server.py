@@ -261,6 +261,9 @@ async def test_other_methods_are_405(serve: MakeClient) -> None:
         assert "GET" in resp.headers["Allow"]
         assert "Method not allowed" in await resp.text()
     assert (await client.post("/deck.pdf")).status == 405
+    assert (await client.options("/embed")).status == 405
+    for method in ("POST", "DELETE", "HEAD"):  # no route at all: 404 whatever the method
+        assert (await client.request(method, "/nowhere")).status == 404
 
 
 async def test_unknown_path_is_a_small_404_page(serve: MakeClient) -> None:

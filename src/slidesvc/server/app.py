@@ -1,12 +1,15 @@
-"""The aiohttp application of one deck: routes, handlers, the one middleware.
+"""The aiohttp application of one deck: routes, handlers, error pages.
 
 `create_app(settings, source)` builds the service of the HTTP contract in
 DESIGN.md. The deck is loaded (and, in watch mode, reloaded) by cleanup
 contexts; every handler answers from the `Site` prepared for the current
 version, so the hot routes cost a lookup and a `web.Response`. PDFs come
 from a `PdfStore` (one render per variant and version, in a worker process
-in deck mode). The `guard` middleware turns errors into small pages and puts
-the security headers on every response that does not already carry them.
+in deck mode). `guard` turns errors into small pages and puts the security
+headers on every response that does not already carry them; it wraps every
+handler but the four hot ones (deck, embed, deck.json, health), whose prepared
+responses carry their headers and cannot fail. A catch-all route answers
+unknown paths (404) and other methods (405), so no middleware runs per request.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -102,6 +106,71 @@ async def _no_pdf(notes: bool) -> Prepared | None:
 
 
 STATE = web.AppKey("state", DeckState)
+ALLOWED = web.AppKey("allowed", dict[str, set[str]])
+"""The methods each path answers (for 405s)."""
+
+
+# --- errors -------------------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_DEFAULT_HEADERS = {**BASE_HEADERS, "Content-Security-Policy": DATA_CSP, **NO_FRAMES}
+_REASONS = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request too large",
+    501: "Not implemented",
+    503: "Unavailable",
+}
+
+
+def guard(handler: Handler) -> Handler:
+    """The handler, with errors mapped to small pages and the security headers
+    put on its responses."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                exc.headers.update(_DEFAULT_HEADERS)
+                raise
+            response = _error_page(exc)
+        except SlidesvcError as exc:  # e.g. a watch-mode failure surfacing in a handler
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            response = small_page(503, "Unavailable", str(exc))
+        if not response.prepared and "X-Content-Type-Options" not in response.headers:
+            for key, value in _DEFAULT_HEADERS.items():
+                response.headers.setdefault(key, value)
+        return response
+
+    return guarded
+
+
+@guard
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """Everything no route answers: 405 on a known path, else 404."""
+    allowed = request.app[ALLOWED].get(request.path)
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+def _error_page(exc: web.HTTPException) -> web.Response:
+    reason = _REASONS.get(exc.status, exc.reason)
+    message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else reason
+    if exc.status == 404 and message == reason:
+        message = "There is nothing at this address. The deck is at ./"
+    if exc.status == 405:
+        message = "This address only answers " + exc.headers.get("Allow", "GET, HEAD") + "."
+    response = small_page(exc.status, reason, message)
+    for key in ("Allow", "Retry-After"):
+        if key in exc.headers:
+            response.headers[key] = exc.headers[key]
+    return response
 
 
 # --- handlers -----------------------------------------------------------------
@@ -123,6 +192,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     return request.app[STATE].current.health.respond(request)
 
 
+@guard
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     site = request.app[STATE].current
     if request.path.rsplit("/", 1)[-1] != site.thumbnail.path:
@@ -135,6 +205,7 @@ def _is_presenter(request: web.Request) -> bool:
     return auth.cookie_ok(request.cookies.get(auth.COOKIE), token)
 
 
+@guard
 async def deck_pdf(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     notes = request.query.get("notes") == "1"
@@ -152,6 +223,7 @@ async def deck_pdf(request: web.Request) -> web.StreamResponse:
     return prepared.respond(request)
 
 
+@guard
 async def oembed_endpoint(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     site = state.current
@@ -180,6 +252,7 @@ async def oembed_endpoint(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, headers=headers)
 
 
+@guard
 async def presenter_page(request: web.Request) -> web.StreamResponse:
     site = request.app[STATE].current
     if not _is_presenter(request):
@@ -189,6 +262,7 @@ async def presenter_page(request: web.Request) -> web.StreamResponse:
     return site.presenter_page.respond(request)
 
 
+@guard
 async def presenter_login(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     form = await request.post()
@@ -222,6 +296,7 @@ def _login(site: Site, *, status: int, failed: bool = False) -> web.Response:
     return web.Response(status=status, body=auth.login_page(title, failed=failed), headers=headers)
 
 
+@guard
 async def live(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if not web.WebSocketResponse().can_prepare(request).ok:
@@ -234,63 +309,12 @@ async def live(request: web.Request) -> web.StreamResponse:
     return await state.hub.serve(request, presenter=_is_presenter(request), headers=headers)
 
 
-# --- middleware ---------------------------------------------------------------
-
-_REASONS = {
-    400: "Bad request",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Request too large",
-    501: "Not implemented",
-    503: "Unavailable",
-}
-
-
-@web.middleware
-async def guard(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Map errors to small pages and put the security headers on every response."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            exc.headers.update(_DEFAULT_HEADERS)
-            raise
-        response = _error_page(exc)
-    except SlidesvcError as exc:  # e.g. a watch-mode failure surfacing in a handler
-        log.warning("%s %s: %s", request.method, request.path, exc)
-        response = small_page(503, "Unavailable", str(exc))
-    if not response.prepared and "X-Content-Type-Options" not in response.headers:
-        for key, value in _DEFAULT_HEADERS.items():
-            response.headers.setdefault(key, value)
-    return response
-
-
-_DEFAULT_HEADERS = {**BASE_HEADERS, "Content-Security-Policy": DATA_CSP, **NO_FRAMES}
-
-
-def _error_page(exc: web.HTTPException) -> web.Response:
-    reason = _REASONS.get(exc.status, exc.reason)
-    message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else reason
-    if exc.status == 404 and message == reason:
-        message = "There is nothing at this address. The deck is at ./"
-    if exc.status == 405:
-        message = "This address only answers " + exc.headers.get("Allow", "GET, HEAD") + "."
-    response = small_page(exc.status, reason, message)
-    for key in ("Allow", "Retry-After"):
-        if key in exc.headers:
-            response.headers[key] = exc.headers[key]
-    return response
-
-
 # --- application --------------------------------------------------------------
 
 
 def create_app(settings: ServerSettings, source: Source) -> web.Application:
     """The service of one deck; the deck is loaded when the app starts."""
-    app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024)
     hub = Hub(max_clients=settings.max_live_clients, max_message_bytes=settings.max_message_bytes)
     app[STATE] = DeckState(settings, source, hub)
     app.cleanup_ctx.append(_deck_lifecycle)
@@ -311,6 +335,8 @@ def create_app(settings: ServerSettings, source: Source) -> web.Application:
     routes.add_get("/presenter", presenter_page)
     routes.add_post("/presenter", presenter_login)
     routes.add_get("/healthz", healthz)
+    app[ALLOWED] = {r.canonical: {route.method for route in r} for r in routes.resources()}
+    routes.add_route("*", "/{path:.*}", no_route)
     return app
 
 

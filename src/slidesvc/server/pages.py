@@ -6,7 +6,7 @@ deck.json, the health document and the thumbnail. Each `Prepared` body is
 gzip-compressed once and carries strong ETags (a hash of the exact bytes of
 each representation), so a request costs a dictionary lookup and a
 `web.Response`, never a render. Security headers are part of the prepared
-header sets; the error middleware adds them only to responses made elsewhere.
+header sets; `app.guard` adds them only to responses made elsewhere.
 """
 
 from __future__ import annotations
