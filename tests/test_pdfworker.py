@@ -20,8 +20,8 @@ from slidesvc.pdfworker import (
 )
 
 SLIDES = [("<h1>One</h1><p>first</p>", "<p>note one</p>"), "<h1>Two</h1><p>second</p>"]
-# Enough text-heavy slides that a cold render takes well over the tiny time limit.
-HEAVY = ["<h1>Heavy</h1>" + "<p>" + "word " * 400 + "</p>" for _ in range(60)]
+# Far more text-heavy slides than any machine renders within the tiny time limits below.
+HEAVY = ["<h1>Heavy</h1>" + "<p>" + "word " * 400 + "</p>" for _ in range(600)]
 
 
 def test_isolated_render_returns_the_pdf_and_warnings(tmp_path: Path) -> None:
