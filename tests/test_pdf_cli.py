@@ -113,6 +113,7 @@ def test_pdf_watch_exports_again_on_every_change(tmp_path: Path) -> None:
 def test_check_lays_out_under_the_pdf_limits(tmp_path: Path) -> None:
     """`check` lays slides out in a worker process: past the time limit it stops
     with a clear error instead of hanging; within it, it reports overflows."""
+
     def deck(name: str, slides: int) -> Path:
         path = tmp_path / name
         path.write_text(
