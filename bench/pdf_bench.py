@@ -7,14 +7,16 @@
 Speed: every tool runs as its own process tree on the same generated decks
 (bench/gen_deck.py); wall time and the peak summed RSS of the whole tree
 (sampled from /proc every 20 ms) are measured. "cold" is `slidesvc pdf` with
-an empty page cache, "1 slide edited" edits one slide and runs it again (warm
-cache, new process), "pdf --watch" and "serve --watch" time the re-export of
-such an edit by a running process (its warm worker forks the render; median
-of five edits): the export itself, and from the save to the new PDF (which
-adds the 0.3 s file polling). "single pass" is one plain WeasyPrint render of the whole deck (the
-baseline for the PDF size ratio). Marp CLI is installed with
-``npm install @marp-team/marp-cli`` into bench/.scratch and drives Debian's
-Chromium (CHROME_PATH=/usr/bin/chromium).
+an empty page cache. Cold exports alternate with Marp's for ``--rounds``
+rounds (default 3); the table shows each tool's median times and highest
+peak, and the ratio of each round. "1 slide edited" edits one slide and runs
+it again (warm cache, new process); "pdf --watch" and "serve --watch" time
+the re-export of such an edit by a running process (its warm worker forks the
+render; median of five edits): the export itself, and from the save to the
+new PDF (which adds the 0.3 s file polling). "single pass" is one plain
+WeasyPrint render of the whole deck (the baseline for the PDF size ratio).
+Marp CLI is installed with ``npm install @marp-team/marp-cli`` into
+bench/.scratch and drives Debian's Chromium (CHROME_PATH=/usr/bin/chromium).
 
 Fidelity: each example deck's page N (pdftoppm, at the slide's pixel size)
 against slide N as Chromium shows it (the deck's own HTML with print media
@@ -260,25 +262,50 @@ Path(sys.argv[2]).write_bytes(doc.write_pdf())
 """
 
 
-def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
+def typical(runs: list[Run]) -> Run:
+    """The median wall and CPU time of repeated runs, with the highest peak."""
+    return Run(
+        statistics.median_low(r.wall for r in runs),
+        statistics.median_low(r.cpu for r in runs),
+        max(r.peak_mb for r in runs),
+        all(r.ok for r in runs),
+    )
+
+
+def speed(sizes: list[int], marp: bool, single_max: int, rounds: int) -> list[str]:
     rows = [
         "| slides | tool | wall s | CPU s | peak MB (tree) | PDF KB | vs Marp (wall) |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
+    marp = marp and MARP.exists()
     for n in sizes:
+        first_row = len(rows)
         folder = SCRATCH / "decks"
         deck = write_deck(n, folder)
         out = SCRATCH / "out"
         out.mkdir(exist_ok=True)
         results: dict[str, tuple[Run, int]] = {}
         original = deck.read_text("utf-8")
-        with tempfile.TemporaryDirectory(dir=SCRATCH) as cache:
-            env = {"SLIDESVC_CACHE_DIR": cache}
-            pdf = out / f"slidesvc-{n}.pdf"
-            results["slidesvc pdf, cold"] = (
-                measure([PYTHON, "-m", "slidesvc", "pdf", str(deck), "-o", str(pdf)], env),
-                pdf.stat().st_size,
-            )
+        pdf, marp_pdf = out / f"slidesvc-{n}.pdf", out / f"marp-{n}.pdf"
+        marp_command = [str(MARP), "--pdf", "--allow-local-files", "--browser-timeout", "0"]
+        marp_command += ["--browser-path", CHROMIUM, str(deck), "-o", str(marp_pdf)]
+        marp_env = {"CHROME_PATH": CHROMIUM, "CHROME_NO_SANDBOX": "1"}
+        with tempfile.TemporaryDirectory(dir=SCRATCH) as scratch:
+            # Cold exports alternate with Marp's, each with an empty page cache;
+            # the last round's cache is the warm one for the edits below.
+            colds: list[Run] = []
+            marps: list[Run] = []
+            for round_ in range(rounds):
+                cache = str(Path(scratch) / f"cache-{round_}")
+                env = {"SLIDESVC_CACHE_DIR": cache}
+                colds.append(
+                    measure([PYTHON, "-m", "slidesvc", "pdf", str(deck), "-o", str(pdf)], env)
+                )
+                if marp:
+                    marps.append(measure(marp_command, env=marp_env))
+            results["slidesvc pdf, cold"] = (typical(colds), pdf.stat().st_size)
+            if marp:
+                results["Marp CLI (Chromium)"] = (typical(marps), marp_pdf.stat().st_size)
             edit_one_slide(deck, n)
             edited = out / f"slidesvc-{n}-edited.pdf"
             results["slidesvc pdf, 1 slide edited"] = (
@@ -296,12 +323,6 @@ def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
                 measure([PYTHON, "-c", SINGLE_PASS, str(deck), str(single)]),
                 single.stat().st_size,
             )
-        if marp and MARP.exists():
-            marp_pdf = out / f"marp-{n}.pdf"
-            command = [str(MARP), "--pdf", "--allow-local-files", "--browser-timeout", "0"]
-            command += ["--browser-path", CHROMIUM, str(deck), "-o", str(marp_pdf)]
-            env = {"CHROME_PATH": CHROMIUM, "CHROME_NO_SANDBOX": "1"}
-            results["Marp CLI (Chromium)"] = (measure(command, env=env), marp_pdf.stat().st_size)
         marp_wall = results.get("Marp CLI (Chromium)", (Run(0, 0, 0, False), 0))[0].wall
         for tool, (run, size) in results.items():
             ratio = f"{run.wall / marp_wall:.2f}" if marp_wall else "-"
@@ -323,6 +344,9 @@ def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
             f"| {n} | render_pdf() in process: cold {cold_s:.2f} s, one slide edited "
             f"{edit_s:.2f} s ({edit_s / cold_s:.1%}) | | | | | |"
         )
+        if marps and rounds > 1:
+            ratios = ", ".join(f"{c.wall / m.wall:.2f}" for c, m in zip(colds, marps, strict=True))
+            rows.append(f"| {n} | cold / Marp, round by round: {ratios} | | | | | |")
         cold = results["slidesvc pdf, cold"]
         rerun = results["slidesvc pdf, 1 slide edited"][0]
         rows.append(
@@ -336,7 +360,7 @@ def speed(sizes: list[int], marp: bool, single_max: int) -> list[str]:
         if "WeasyPrint single pass" in results:
             ratio = cold[1] / results["WeasyPrint single pass"][1]
             rows.append(f"| {n} | PDF size / single pass | {ratio:.2f}x | | | | |")
-        print("\n".join(rows[-len(results) - 5 :]), flush=True)
+        print("\n".join(rows[first_row:]), flush=True)
     return rows
 
 
@@ -408,6 +432,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000", help="comma-separated slide counts")
     parser.add_argument("--no-marp", action="store_true")
     parser.add_argument("--single-pass-max", type=int, default=1000)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="cold exports per tool, alternating (median shown)"
+    )
     parser.add_argument("--fidelity-only", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
@@ -418,7 +445,7 @@ def main() -> None:
         tables.append(fidelity(decks))
     if not args.fidelity_only:
         sizes = [int(s) for s in args.sizes.split(",") if s]
-        tables.append(speed(sizes, not args.no_marp, args.single_pass_max))
+        tables.append(speed(sizes, not args.no_marp, args.single_pass_max, max(1, args.rounds)))
     print()
     for table in tables:
         print("\n".join(table))
