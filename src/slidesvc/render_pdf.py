@@ -33,15 +33,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-import weasyprint
-from weasyprint import CSS, HTML
-from weasyprint.css.counters import CounterStyle
-from weasyprint.html import UA
-from weasyprint.text.fonts import FontConfiguration, get_hb_object_data
-from weasyprint.urls import URLFetcher, URLFetcherResponse
-
 from slidesvc import __version__
 from slidesvc.errors import Diagnostic, RenderError
+from slidesvc.libfind import ldconfig_only
 from slidesvc.model import ASSET_SCHEME, Deck, Slide
 from slidesvc.pdf_assemble import Metadata, PageRef, assemble
 from slidesvc.pdf_batch import SubsetLater, has_original, plain_objects
@@ -49,6 +43,14 @@ from slidesvc.pdf_cache import PageCache, PageEntry, default_cache_dir
 from slidesvc.pdf_html import document as print_document
 from slidesvc.pdf_html import page_body, stylesheet
 from slidesvc.pdf_layout import justify_content, overflow, page_marker
+
+with ldconfig_only():  # WeasyPrint tries each native library under several names
+    import weasyprint
+    from weasyprint import CSS, HTML
+    from weasyprint.css.counters import CounterStyle
+    from weasyprint.html import UA
+    from weasyprint.text.fonts import FontConfiguration, get_hb_object_data
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 MIN_WEASYPRINT = 70
 """Older releases have SSRF / local-file advisories; we refuse to run with them."""
