@@ -277,7 +277,13 @@ def speed(sizes: list[int], marp: bool, single_max: int, rounds: int) -> list[st
         "| slides | tool | wall s | CPU s | peak MB (tree) | PDF KB | vs Marp (wall) |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    marp = marp and MARP.exists()
+    if marp and not MARP.exists():
+        print(
+            f"Marp CLI is not at {MARP}, so it is left out: install it with "
+            f"`npm install --prefix {SCRATCH} @marp-team/marp-cli` (or pass --no-marp)",
+            file=sys.stderr,
+        )
+        marp = False
     for n in sizes:
         first_row = len(rows)
         folder = SCRATCH / "decks"
