@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ import pytest
 from process_helpers import alive, free_port
 from yarl import URL
 
-from slidesvc.publish import PUBLISHER, PublishSettings, create_app
+from slidesvc.publish import PUBLISHER, PublishSettings, create_app, supervisor
 from slidesvc.publish.supervisor import DeckState
 
 DECK = """\
@@ -310,6 +311,37 @@ async def test_kill_9_child_restarts_while_other_decks_keep_answering(
     assert not alive(before["alpha"]["pid"])
     assert others and set(others) == {200}
     assert after["beta"]["pid"] == before["beta"]["pid"]
+
+
+def test_is_dead_tells_running_zombie_and_reaped_processes_apart() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not supervisor._is_dead(child.pid)
+        assert not supervisor._is_dead(os.getpid())
+        child.kill()
+        deadline = time.monotonic() + 10
+        while not supervisor._is_dead(child.pid):  # a zombie until reaped
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        child.wait()
+    assert supervisor._is_dead(child.pid)
+
+
+async def test_refused_connection_waits_for_the_death_proc_does_not_show_yet(
+    start_front: StartFront, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed child closes its port before /proc shows it exited; the retry still
+    waits for the death and reaches a new process."""
+    front = await start_front()
+    assert (await front.get("/alpha/healthz"))[0] == 200
+    before = await front.status()
+    monkeypatch.setattr(supervisor, "_is_dead", lambda pid: False)  # the kernel's window
+    os.kill(before["alpha"]["pid"], signal.SIGKILL)
+    status, body, _ = await front.get("/alpha/deck.json")
+    assert status == 200 and json.loads(body)["slides"] == 2, body
+    after = await front.status()
+    assert after["alpha"]["pid"] != before["alpha"]["pid"] and after["alpha"]["restarts"] == 1
 
 
 async def test_crash_loop_answers_503_with_retry_after(

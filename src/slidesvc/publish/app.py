@@ -351,7 +351,7 @@ async def deck(request: web.Request) -> web.StreamResponse:
     process.requests += 1
     process.active += 1
     try:
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             base = await publisher.supervisor.acquire(slug)
             url = URL(base + target, encoded=True)
             try:
@@ -361,12 +361,14 @@ async def deck(request: web.Request) -> web.StreamResponse:
                     )
                 return await forward_http(request, publisher.session, url, prefix)
             except aiohttp.ClientConnectionError as exc:  # refused, reset, disconnected
-                if attempt == 2 or request.method not in _RETRY_METHODS:
+                if attempt == 3 or request.method not in _RETRY_METHODS:
                     raise DeckUnavailable(slug, "its process stopped answering", 1) from exc
-                # A process that just died, or a keep-alive connection it just closed:
-                # a GET is safe to send again. Let a death be noticed first, so that
-                # the retry starts a new process.
-                await process.confirm_exit()
+                # A keep-alive connection the process closed (idle, or dying), or a
+                # port that refuses connections (dying or dead): a GET is safe to send
+                # again. Let a death be noticed first, so that the retry starts a new
+                # process; a refusal always means one.
+                refused = isinstance(exc, aiohttp.ClientConnectorError)
+                await process.confirm_exit(refused=refused)
             except aiohttp.ClientError as exc:  # e.g. died in the middle of a small answer
                 raise DeckUnavailable(slug, "its process stopped answering", 1) from exc
         raise AssertionError("unreachable")

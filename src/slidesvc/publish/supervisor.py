@@ -61,14 +61,21 @@ class DeckUnavailable(Exception):
         self.retry_after = max(1, retry_after)
 
 
+_PF_EXITING = 0x4
+"""Linux task flag set as a process starts to exit, before it closes its sockets."""
+
+
 def _is_dead(pid: int) -> bool:
-    """Whether `pid` has exited (a zombie not yet reaped counts as dead)."""
+    """Whether `pid` has exited or is exiting (a zombie not yet reaped counts as
+    dead, and so does a killed process still tearing down: its sockets are
+    already closed while it is not a zombie yet)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
+            fields = f.read().rsplit(b")", 1)[1].split()
+        state, flags = fields[0], int(fields[6])
+    except (OSError, IndexError, ValueError):
         return True
-    return state in (b"Z", b"X")
+    return state in (b"Z", b"X") or bool(flags & _PF_EXITING)
 
 
 def backoff(crashes: int) -> float:
@@ -311,16 +318,18 @@ class DeckProcess:
         if out:
             child_log.info("%s", "\n".join(out))
 
-    async def confirm_exit(self) -> bool:
+    async def confirm_exit(self, *, refused: bool = False) -> bool:
         """After a failed connection: True when the process is gone (then the next
         `acquire` starts a new one). A dead process is waited for until its exit
         has been handled, however loaded the machine; a live one (it merely closed
-        a keep-alive connection) is not waited for."""
+        a keep-alive connection) is not waited for. ``refused``: the process no
+        longer accepts connections, which only a dying process does (the kernel
+        closes its sockets before it shows as exited)."""
         exited = self._exited
         if exited is None:
             return True
         proc = self.proc
-        if proc is not None and not _is_dead(proc.pid):
+        if not refused and proc is not None and not _is_dead(proc.pid):
             return False
         await asyncio.wait({exited}, timeout=5.0)
         return exited.done()
