@@ -61,21 +61,14 @@ class DeckUnavailable(Exception):
         self.retry_after = max(1, retry_after)
 
 
-_PF_EXITING = 0x4
-"""Linux task flag set as a process starts to exit, before it closes its sockets."""
-
-
 def _is_dead(pid: int) -> bool:
-    """Whether `pid` has exited or is exiting (a zombie not yet reaped counts as
-    dead, and so does a killed process still tearing down: its sockets are
-    already closed while it is not a zombie yet)."""
+    """Whether `pid` has exited (a zombie not yet reaped counts as dead)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        state, flags = fields[0], int(fields[6])
-    except (OSError, IndexError, ValueError):
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return True
-    return state in (b"Z", b"X") or bool(flags & _PF_EXITING)
+    return state in (b"Z", b"X")
 
 
 def backoff(crashes: int) -> float:
