@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slidesvc import artifacts as art
-from slidesvc.build import build_artifacts, build_file, compile_artifacts, deck_files
+from slidesvc.build import build_artifacts, build_file, compile_deck, deck_files
 from slidesvc.errors import DeckError
 from slidesvc.parse import load_deck
 
@@ -49,9 +49,9 @@ def test_example_decks_exist() -> None:
     assert {"slidesvc.md", "minimal.md"} <= names
 
 
-def test_compile_artifacts_keeps_notes_private(write_deck: Callable[..., Path]) -> None:
+def test_compile_deck_keeps_notes_private(write_deck: Callable[..., Path]) -> None:
     """The public page has no notes; the presenter page has them."""
-    built = compile_artifacts(write_deck(NOTED))
+    _, built = compile_deck(write_deck(NOTED))
     assert "Public words" in built.index_html
     assert "Secret speaker words" not in built.index_html
     assert built.presenter_html is not None

@@ -62,11 +62,6 @@ def compile_deck(deck_path: Path, memo: ConversionMemo | None = None) -> tuple[D
     )
 
 
-def compile_artifacts(deck_path: Path) -> art.Artifacts:
-    """`compile_deck` without the deck."""
-    return compile_deck(deck_path)[1]
-
-
 class PdfRenderer:
     """Renders PDFs, each in a child of one warm worker process (`pdfworker`),
     and reports their warnings. Made by `pdf_renderer`."""
@@ -333,7 +328,6 @@ __all__ = [
     "build_pdf",
     "build_site",
     "check",
-    "compile_artifacts",
     "compile_deck",
     "pdf_renderer",
     "render_thumbnail_async",
