@@ -89,17 +89,27 @@ class Prepared:
 
     def respond(self, request: web.Request) -> web.Response:
         """The response for `request`: 304, gzip or identity."""
-        body, headers = self.body, self.headers
         request_headers = request.headers
-        encodings = request_headers.get("Accept-Encoding")
-        if encodings and self.gz_body is not None and accepts_gzip(encodings):
-            body, headers = self.gz_body, self.gz_headers
-        inm = request_headers.get("If-None-Match")
-        if inm is not None and etag_matches(inm, headers["ETag"]):
-            return web.Response(
-                status=304, headers={**self.not_modified_headers, "ETag": headers["ETag"]}
-            )
-        return web.Response(body=body, headers=headers)
+        variant = self.variant(
+            request_headers.get("Accept-Encoding"), request_headers.get("If-None-Match")
+        )
+        status, headers, body = self.answer(*variant)
+        return web.Response(status=status, headers=headers, body=body if status == 200 else None)
+
+    def variant(self, accept_encoding: str | None, if_none_match: str | None) -> tuple[bool, bool]:
+        """Whether a request with these two headers gets gzip, and a 304."""
+        gzip = bool(accept_encoding) and self.gz_body is not None and accepts_gzip(accept_encoding)
+        etag = (self.gz_headers if gzip else self.headers)["ETag"]
+        return gzip, if_none_match is not None and etag_matches(if_none_match, etag)
+
+    def answer(self, gzip: bool, not_modified: bool) -> tuple[int, Mapping[str, str], bytes]:
+        """Status, headers and body of one `variant`."""
+        body, headers = (
+            (self.gz_body or b"", self.gz_headers) if gzip else (self.body, self.headers)
+        )
+        if not_modified:
+            return 304, {**self.not_modified_headers, "ETag": headers["ETag"]}, b""
+        return 200, headers, body
 
 
 def html_headers(csp: str, ancestors: str, *, framable: bool = False) -> dict[str, str]:

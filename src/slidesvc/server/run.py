@@ -5,8 +5,9 @@ calls. It binds the socket first, so ``--port 0`` knows its port before the
 default public URL and the banner are made and a port in use is a one-line
 `ServeError` (exit code 1). SIGTERM and SIGINT start a graceful shutdown:
 live connections are closed with "going away", requests in flight get
-`ServerSettings.shutdown_timeout` seconds, PDF workers are stopped. The access
-log is one line per request in the Common Log Format, on stdout.
+`ServerSettings.shutdown_timeout` seconds, PDF workers are stopped. Connections
+start on the `hotpath`, which answers the deck and embed pages itself.
+The access log is one line per request in the Common Log Format, on stdout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from aiohttp.abc import AbstractAccessLogger
 from slidesvc.errors import ServeError
 from slidesvc.server.app import STATE, create_app
 from slidesvc.server.config import ServerSettings, artifacts_dir, settings_from_args
+from slidesvc.server.hotpath import IDLE_TIMEOUT, HotPathSite
 from slidesvc.server.source import DeckSource, FolderSource, Source
 
 
@@ -112,6 +114,7 @@ async def _serve(
         shutdown_timeout=settings.shutdown_timeout,
         access_log_class=CommonLogFormat,
         access_log=logging.getLogger("slidesvc.access") if settings.access_log else None,
+        keepalive_timeout=IDLE_TIMEOUT,
     )
     await runner.setup()  # loads (or compiles) the deck: errors surface here
     # Everything made so far lives as long as the process: keep it out of the
@@ -119,12 +122,14 @@ async def _serve(
     gc.collect()
     gc.freeze()
     try:
-        await web.SockSite(runner, sock).start()
+        state = app[STATE]
+        log = access_line if settings.access_log else None
+        await HotPathSite(runner, sock, lambda: state.site, log).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        deck = app[STATE].current.artifacts.deck
+        deck = state.current.artifacts.deck
         print(banner(settings, deck, source.label), file=out, flush=True)
         await stop.wait()
         print("slidesvc: shutting down", file=sys.stderr, flush=True)
@@ -157,31 +162,39 @@ class CommonLogFormat(AbstractAccessLogger):
     instead of one per request keeps the log off the hot path.
     """
 
-    _stamp: tuple[int, str] = (0, "")
-    _pending: list[str] = []  # noqa: RUF012 - one shared buffer per process
-
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
-        now = int(time.time())
-        if self._stamp[0] != now:
-            stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
-            CommonLogFormat._stamp = (now, stamp)
         target = request.raw_path
         if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
             target = target.encode("unicode_escape").decode("ascii").replace('"', '\\"')
         version = request.version
-        size = response.content_length
-        pending = self._pending
-        if not pending:
-            asyncio.get_running_loop().call_later(0.2, _flush_log)
-        pending.append(
-            f'{request.remote or "-"} - - [{self._stamp[1]}] "{request.method} {target} '
-            f'HTTP/{version.major}.{version.minor}" {response.status} '
-            f"{'-' if size is None else size}\n"
+        access_line(
+            request.remote or "-",
+            f"{request.method} {target} HTTP/{version.major}.{version.minor}",
+            response.status,
+            response.content_length,
         )
 
 
+_pending: list[str] = []
+"""Access-log lines not written yet (one buffer per process)."""
+_stamp: tuple[int, str] = (0, "")
+
+
+def access_line(remote: str, request_line: str, status: int, size: int | None) -> None:
+    """Queue one access-log line; `request_line` must be printable ASCII without ``"``."""
+    global _stamp
+    now = int(time.time())
+    if _stamp[0] != now:
+        _stamp = (now, time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)))
+    if not _pending:
+        asyncio.get_running_loop().call_later(0.2, _flush_log)
+    _pending.append(
+        f'{remote} - - [{_stamp[1]}] "{request_line}" {status} {"-" if size is None else size}\n'
+    )
+
+
 def _flush_log() -> None:
-    lines = CommonLogFormat._pending
+    lines = _pending
     if lines:
         sys.stdout.write("".join(lines))
         sys.stdout.flush()
