@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
@@ -262,28 +263,33 @@ class HotPath(asyncio.Protocol):
             self._idle_timer = None
 
 
-class HotPathSite(web.SockSite):
-    """`web.SockSite` whose connections come in through a `HotPath`."""
+class HotPathSite(web.BaseSite):
+    """An aiohttp site on a listening socket whose connections start on a `HotPath`."""
 
     def __init__(
         self,
         runner: web.AppRunner,
-        sock: Any,
+        sock: socket.socket,
         site: Callable[[], Site | None],
         access_log: AccessLog | None,
     ) -> None:
-        super().__init__(runner, sock)
+        super().__init__(runner)
+        self._sock = sock
         self._answers = Answers(site)
         self._access_log = access_log
         self._open: set[HotPath] = set()
 
+    @property
+    def name(self) -> str:
+        host, port = self._sock.getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
     async def start(self) -> None:
-        await web.BaseSite.start(self)
+        await super().start()
         server = self._runner.server
         assert server is not None
-        loop = asyncio.get_running_loop()
         answers, log, open_paths = self._answers, self._access_log, self._open
-        self._server = await loop.create_server(
+        self._server = await asyncio.get_running_loop().create_server(
             lambda: HotPath(server, answers, log, open_paths), sock=self._sock
         )
 
