@@ -10,7 +10,6 @@ aiohttp answers (`Date` aside), whether it answered or handed off.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,12 +67,7 @@ async def sites(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Sites]:
     monkeypatch.setattr(hotpath.HotPath, "_hand_off", counted)
     settings = ServerSettings(public_url=PUBLIC, presenter_token=TOKEN)
     app = create_app(settings, MemorySource(make_artifacts(slides=12)))
-    runner = web.AppRunner(
-        app,
-        access_log_class=run.CommonLogFormat,
-        access_log=logging.getLogger("test.access"),
-        keepalive_timeout=hotpath.IDLE_TIMEOUT,
-    )
+    runner = run.make_runner(app, settings)
     await runner.setup()
     hot, plain = run.bind("127.0.0.1", 0), run.bind("127.0.0.1", 0)
     state = app[STATE]

@@ -194,7 +194,8 @@ class HotPath(asyncio.Protocol):
     # answering and handing off ----------------------------------------------
 
     def close(self) -> None:
-        """Close an idle connection (shutdown): responses are never half-written here."""
+        """Close the connection (idle, shutdown, ``Connection: close``); answers
+        already written are sent first."""
         if self._transport is not None:
             self._transport.close()
         self._stop()

@@ -108,14 +108,7 @@ async def _serve(
     settings: ServerSettings, source: Source, sock: socket.socket, out: TextIO
 ) -> None:
     app = create_app(settings, source)
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log_class=CommonLogFormat,
-        access_log=logging.getLogger("slidesvc.access") if settings.access_log else None,
-        keepalive_timeout=IDLE_TIMEOUT,
-    )
+    runner = make_runner(app, settings)
     await runner.setup()  # loads (or compiles) the deck: errors surface here
     # Everything made so far lives as long as the process: keep it out of the
     # garbage collector's way so collections stay cheap while serving.
@@ -136,6 +129,18 @@ async def _serve(
     finally:
         await runner.cleanup()
         _flush_log()
+
+
+def make_runner(app: web.Application, settings: ServerSettings) -> web.AppRunner:
+    """The runner of a deck app: access log, keep-alive and shutdown as served."""
+    return web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log_class=CommonLogFormat,
+        access_log=logging.getLogger("slidesvc.access") if settings.access_log else None,
+        keepalive_timeout=IDLE_TIMEOUT,
+    )
 
 
 def banner(settings: ServerSettings, deck: Mapping[str, Any], label: str) -> str:
