@@ -145,6 +145,59 @@ def test_links_stay_clickable(tmp_path: Path) -> None:
     assert uris == ["https://example.org/docs"]
 
 
+@pytest.mark.parametrize("notes", [False, True])
+def test_links_to_slides_go_to_their_pages(tmp_path: Path, notes: bool) -> None:
+    """``#N`` (the viewer's slide URLs) links to slide N's page, across render
+    batches and past notes pages; a link to no slide is dropped."""
+    slides = [
+        ('<h1>Start</h1><p><a href="#3">third</a> <a href="#9">none</a></p>', "<p>n1</p>"),
+        ("<h1>Middle</h1>", "<p>n2</p>"),
+        ('<h1>End</h1><p><a href="#1">back</a></p>', "<p>n3</p>"),
+    ]
+    deck = make_deck(tmp_path / "d", slides)
+    # jobs=2: three slides make three batches of one, so every link crosses batches
+    pdf = reader(render_pdf(deck, cache_dir=tmp_path / "c", jobs=2, notes=notes))
+    pages = [p.indirect_reference for p in pdf.pages]
+    step = 2 if notes else 1
+    assert len(pages) == 3 * step
+
+    def targets(page: int) -> list[int]:
+        annots = pdf.pages[page].get("/Annots") or []
+        return [pages.index(a.get_object()["/Dest"][0]) for a in annots]
+
+    assert targets(0) == [2 * step]
+    assert targets(2 * step) == [0]
+
+
+def test_aligned_table_columns_keep_their_alignment(tmp_path: Path) -> None:
+    """Markdown's column alignment (a style attribute on each cell, a class in
+    print) still aligns: right-aligned cells end where their column ends."""
+    import pypdfium2
+
+    cells = "".join(
+        f'<tr><td>{a}</td><td style="text-align: right;">{b}</td>'
+        f'<td style="text-align: center;">{c}</td></tr>'
+        for a, b, c in [("alpha", "R", "C"), ("beta", "R234567", "wide cell")]
+    )
+    deck = make_deck(tmp_path / "d", [f"<table>{cells}</table>"])
+    document = pypdfium2.PdfDocument(render_pdf(deck, cache_dir=tmp_path / "c", jobs=1))
+    try:
+        text = document[0].get_textpage()
+        whole = text.get_text_range()
+
+        def box(word: str) -> tuple[float, float]:  # (left, right) of a word; "R " is "R" alone
+            start = whole.index(word)
+            left = text.get_charbox(start)[0]
+            return left, text.get_charbox(start + len(word.strip()) - 1)[2]
+
+        assert abs(box("R ")[1] - box("R234567")[1]) < 2  # right edges (ink) line up
+        assert box("R ")[0] > box("R234567")[0] + 20
+        x_mid, wide_mid = (sum(box(w)) / 2 for w in ("C", "wide cell"))
+        assert abs(x_mid - wide_mid) < 1  # centred on one axis
+    finally:
+        document.close()
+
+
 def test_overfull_slide_is_reported_and_never_split(tmp_path: Path) -> None:
     """Content taller than the slide: a warning with the line, still one page per slide."""
     tall = "<h1>Too much</h1>" + "".join(f"<p>Line {n}</p>" for n in range(40))

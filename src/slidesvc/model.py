@@ -16,6 +16,11 @@ ASSET_SCHEME = "slidesvc-asset:"
 ``url(...)``); each renderer resolves the id from `Deck.assets` its own way
 (the HTML file stores each image once, the PDF points WeasyPrint at it)."""
 
+SLIDE_LINK_SCHEME = "slidesvc-slide:"
+"""In the print document, a link to slide N (``href="#N"``, as in the viewer's
+URLs) becomes ``slidesvc-slide:N``: WeasyPrint keeps it as a URI link, and
+pdf_assemble turns it into a link to slide N's page, whichever batch holds it."""
+
 
 @dataclass(frozen=True)
 class Asset:

@@ -7,7 +7,8 @@ of (see `pdf_cache`), the assembler takes the union of the glyphs all pages
 use, subsets the original once, and points every page at that one font, with
 merged widths and ``ToUnicode`` map. Fonts it cannot merge (no original,
 custom encodings, bitmap fonts) are copied per batch, which is still correct.
-Then it adds the outline and the metadata, drops attachments and internal
+Then it adds the outline and the metadata, points links to slides
+(`SLIDE_LINK_SCHEME`) at their pages, drops attachments and other internal
 link annotations, and writes with a content-derived ``/ID`` and no clock, so
 the same pages always give the same bytes.
 """
@@ -36,6 +37,7 @@ from pypdf.generic import (
 )
 
 from slidesvc.fontsubset import subset_font
+from slidesvc.model import SLIDE_LINK_SCHEME
 from slidesvc.pdf_cache import PageCache
 
 _MERGE_SALT = b"slidesvc-font-merge-1"
@@ -88,8 +90,10 @@ def assemble(
     cache: PageCache,
     outline: Sequence[tuple[str, int]] = (),
     metadata: Metadata | None = None,
+    slide_pages: Sequence[int] = (),
 ) -> bytes:
-    """The PDF of ``pages`` in order, with fonts merged, outline and metadata."""
+    """The PDF of ``pages`` in order, with fonts merged, outline and metadata;
+    ``slide_pages[n - 1]`` is the index of slide n's page, for links to it."""
     readers: dict[str, PdfReader] = {}
     for ref in pages:
         if ref.batch not in readers:
@@ -113,6 +117,7 @@ def assemble(
         added = writer.add_page(page)
         if ref.height:
             _crop_top(added, ref.height)
+    _link_slides(writer, slide_pages)
 
     for title, index in outline:
         writer.add_outline_item(title=title, page_number=index)
@@ -171,6 +176,31 @@ def _clean_annotations(page: Any) -> None:
         page[NameObject("/Annots")] = kept
     else:
         del page["/Annots"]
+
+
+def _link_slides(writer: PdfWriter, slide_pages: Sequence[int]) -> None:
+    """Links to ``slidesvc-slide:N`` go to slide N's page; to no slide, nowhere."""
+    for page in writer.pages:
+        annots = page.get("/Annots")
+        if annots is None:
+            continue
+        kept = ArrayObject()
+        for annot_ref in annots.get_object():
+            annot = annot_ref.get_object()
+            uri = str(annot["/A"].get_object().get("/URI", ""))
+            if not uri.startswith(SLIDE_LINK_SCHEME):
+                kept.append(annot_ref)
+                continue
+            number = uri[len(SLIDE_LINK_SCHEME) :]
+            if number.isdigit() and 1 <= int(number) <= len(slide_pages):
+                target = writer.pages[slide_pages[int(number) - 1]].indirect_reference
+                del annot["/A"]
+                annot[NameObject("/Dest")] = ArrayObject([target, NameObject("/Fit")])
+                kept.append(annot_ref)
+        if kept:
+            page[NameObject("/Annots")] = kept
+        else:
+            del page["/Annots"]
 
 
 # --------------------------------------------------------------------------- fonts

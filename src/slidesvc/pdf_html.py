@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
-from slidesvc.model import Background, Deck, Slide
+from slidesvc.model import SLIDE_LINK_SCHEME, Background, Deck, Slide
 from slidesvc.render_html import _slide
 
 MEASURE_PAGES = 5
@@ -63,10 +63,27 @@ class _AssetUrls:
         )
 
 
+_SLIDE_LINK = re.compile(r'href="#(\d+)"')
+_CELL_ALIGN = re.compile(r'<(t[hd]) style="text-align: (left|right|center);">')
+
+
 def slide_section(slide: Slide, width: int) -> str:
-    """One slide exactly as render_html writes it (one source for the markup),
-    notes left out."""
-    return _slide(slide, _AssetUrls(), False, width)  # type: ignore[arg-type]
+    """One slide as render_html writes it (one source for the markup), notes
+    left out, for print.
+
+    The section has no ``id``: WeasyPrint shares one computed style between
+    elements that match the same rules under the same parent style, unless
+    an element has declarations of its own, which an ``id`` gives it (its
+    anchor). With the id, no element of a slide shared a style with another
+    slide's, and computing styles cost a third of the render. Links to a
+    slide (``#N``) become `SLIDE_LINK_SCHEME` URIs instead, which
+    pdf_assemble points at the slide's page.
+    """
+    section = _slide(slide, _AssetUrls(), False, width, anchor=False)  # type: ignore[arg-type]
+    section = _SLIDE_LINK.sub(f'href="{SLIDE_LINK_SCHEME}\\1"', section)
+    # Likewise a table's column alignment, a style attribute on every cell:
+    # as a class (print.css gives it the attribute's precedence) it is shared.
+    return _CELL_ALIGN.sub(r'<\1 class="pdf-align-\2">', section)
 
 
 _CODE_BLOCK = re.compile(r'(<div class="code"><pre>)(.*?)(</pre></div>)', re.DOTALL)

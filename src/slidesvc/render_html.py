@@ -163,7 +163,8 @@ def _split_width(size: str, width: int) -> str:
     return size
 
 
-def _slide(slide: Slide, images: _Images, notes: bool, width: int) -> str:
+def _slide(slide: Slide, images: _Images, notes: bool, width: int, *, anchor: bool = True) -> str:
+    """A slide's ``<section>``; ``anchor=False`` leaves out its ``id="N"``."""
     classes = ["slide", *slide.classes]
     styles = []
     if slide.background:
@@ -196,8 +197,9 @@ def _slide(slide: Slide, images: _Images, notes: bool, width: int) -> str:
     style = f' style="{escape(";".join(styles))}"' if styles else ""
     label = f"{slide.number}: {slide.title}" if slide.title else str(slide.number)
     return (
-        f'<section class="{escape(" ".join(classes))}" id="{slide.number}"'
-        f' data-title="{escape(slide.title)}" data-line="{slide.line}"'
+        f'<section class="{escape(" ".join(classes))}"'
+        + (f' id="{slide.number}"' if anchor else "")
+        + f' data-title="{escape(slide.title)}" data-line="{slide.line}"'
         f' aria-label="{escape(label)}"{style}>' + "".join(parts) + "</section>\n"
     )
 

@@ -534,14 +534,20 @@ def render_pdf(
         for diagnostic in rendered.diagnostics:
             _LOG.warning("%s", diagnostic)
     pages: list[PageRef] = []
-    outline: list[tuple[str, int]] = []
+    slide_pages: list[int] = []
     height = deck.meta.height * 0.75
-    for slide, entry in zip(deck.slides, rendered.entries, strict=True):
-        outline.append((_outline_title(slide), len(pages)))
+    for entry in rendered.entries:
+        slide_pages.append(len(pages))
         pages.append(PageRef(entry.batch, entry.page, entry.fonts, height))
         pages.extend(PageRef(entry.batch, n, entry.fonts) for n in entry.notes_pages)
-    cache = PageCache(cache_dir or default_cache_dir())
-    return assemble(pages, outline=outline, metadata=pdf_metadata(deck), cache=cache)
+    outline = [(_outline_title(s), i) for s, i in zip(deck.slides, slide_pages, strict=True)]
+    return assemble(
+        pages,
+        outline=outline,
+        metadata=pdf_metadata(deck),
+        slide_pages=slide_pages,
+        cache=PageCache(cache_dir or default_cache_dir()),
+    )
 
 
 def _outline_title(slide: Slide) -> str:
