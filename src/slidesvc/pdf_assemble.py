@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,46 +161,45 @@ def _crop_top(page: Any, height: float) -> None:
 
 def _clean_annotations(page: Any) -> None:
     """Keep only links to URIs: no attachments, no links into other batches."""
-    annots = page.get("/Annots")
-    if annots is None:
-        return
-    kept = ArrayObject()
-    for annot_ref in annots.get_object():
-        annot = annot_ref.get_object()
+
+    def is_uri_link(annot: Any) -> bool:
         action = annot.get("/A")
-        action = action.get_object() if action is not None else None
-        is_uri = action is not None and action.get("/S") == "/URI"
-        if annot.get("/Subtype") == "/Link" and is_uri:
-            kept.append(annot_ref)
-    if kept:
-        page[NameObject("/Annots")] = kept
-    else:
-        del page["/Annots"]
+        if annot.get("/Subtype") != "/Link" or action is None:
+            return False
+        return bool(action.get_object().get("/S") == "/URI")
+
+    _keep_annotations(page, is_uri_link)
 
 
 def _link_slides(writer: PdfWriter, slide_pages: Sequence[int]) -> None:
     """Links to ``slidesvc-slide:N`` go to slide N's page; to no slide, nowhere."""
+
+    def resolve(annot: Any) -> bool:
+        uri = str(annot["/A"].get_object().get("/URI", ""))
+        if not uri.startswith(SLIDE_LINK_SCHEME):
+            return True
+        number = uri[len(SLIDE_LINK_SCHEME) :]
+        if not (number.isdigit() and 1 <= int(number) <= len(slide_pages)):
+            return False
+        target = writer.pages[slide_pages[int(number) - 1]].indirect_reference
+        del annot["/A"]
+        annot[NameObject("/Dest")] = ArrayObject([target, NameObject("/Fit")])
+        return True
+
     for page in writer.pages:
-        annots = page.get("/Annots")
-        if annots is None:
-            continue
-        kept = ArrayObject()
-        for annot_ref in annots.get_object():
-            annot = annot_ref.get_object()
-            uri = str(annot["/A"].get_object().get("/URI", ""))
-            if not uri.startswith(SLIDE_LINK_SCHEME):
-                kept.append(annot_ref)
-                continue
-            number = uri[len(SLIDE_LINK_SCHEME) :]
-            if number.isdigit() and 1 <= int(number) <= len(slide_pages):
-                target = writer.pages[slide_pages[int(number) - 1]].indirect_reference
-                del annot["/A"]
-                annot[NameObject("/Dest")] = ArrayObject([target, NameObject("/Fit")])
-                kept.append(annot_ref)
-        if kept:
-            page[NameObject("/Annots")] = kept
-        else:
-            del page["/Annots"]
+        _keep_annotations(page, resolve)
+
+
+def _keep_annotations(page: Any, keep: Callable[[Any], bool]) -> None:
+    """Drop the page's annotations ``keep`` says no to (it may also change them)."""
+    annots = page.get("/Annots")
+    if annots is None:
+        return
+    kept = ArrayObject(ref for ref in annots.get_object() if keep(ref.get_object()))
+    if kept:
+        page[NameObject("/Annots")] = kept
+    else:
+        del page["/Annots"]
 
 
 # --------------------------------------------------------------------------- fonts
