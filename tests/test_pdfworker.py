@@ -161,3 +161,90 @@ async def test_warm_worker_restarts_after_it_dies(tmp_path: Path) -> None:
         pdf = await render_pdf_isolated_async(deck, worker=worker, cache_dir=tmp_path / "c")
         assert len(page_texts(pdf)) == 2
         assert len(warm_workers() - {old}) == 1
+
+
+async def preloaded(worker: WarmWorker) -> None:
+    """Wait until the warm process has done the preloads asked of it."""
+    assert worker._preloads is not None, "a successful render asks for a preload"
+    folder = Path(worker._preloads.name)
+    while any(folder.iterdir()):
+        await asyncio.sleep(0.02)
+
+
+def corrupt_batches(cache: Path) -> None:
+    for batch in (cache / "batches").iterdir():
+        batch.write_bytes(b"%PDF-1.7\nnot a PDF any more\n")
+
+
+async def test_forks_assemble_from_the_pages_the_warm_process_preloaded(tmp_path: Path) -> None:
+    """After a render, the warm process parses the deck's cached pages, and the
+    next render's fork assembles from that copy: with every cached file broken
+    after the preload, re-exporting an edit still gives the PDF a render from
+    scratch gives, where a worker without the preload fails."""
+    from slidesvc.render_pdf import render_pdf
+
+    slides = [f"<h1>Slide {n}</h1><p>text {n}</p>" for n in range(6)]
+    cache = tmp_path / "c"
+    async with WarmWorker() as worker:
+        deck = make_deck(tmp_path / "d", slides)
+        await render_pdf_isolated_async(deck, worker=worker, cache_dir=cache, jobs=2)
+        await preloaded(worker)
+        corrupt_batches(cache)
+        slides[2] = "<h1>Slide 2, edited</h1>"
+        edited = make_deck(tmp_path / "d", slides)
+        pdf = await render_pdf_isolated_async(edited, worker=worker, cache_dir=cache, jobs=2)
+    assert pdf == render_pdf(edited, cache_dir=tmp_path / "fresh", jobs=2)
+    assert "Slide 2, edited" in page_texts(pdf)[2]
+
+    slides[3] = "<h1>Slide 3, edited</h1>"
+    async with WarmWorker() as cold:
+        with pytest.raises(RenderError):
+            edited = make_deck(tmp_path / "d", slides)
+            await render_pdf_isolated_async(edited, worker=cold, cache_dir=cache, jobs=2)
+
+
+def test_the_preloading_process_itself_never_uses_the_preload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Assembling changes the readers it uses: only forks may use the preloaded
+    ones (each its own copy); the process that preloaded reads the files. And a
+    stylesheet that loads fonts or imports is not preparsed."""
+    import pypdf
+
+    from slidesvc import pdf_assemble, render_pdf
+
+    monkeypatch.setattr(pdf_assemble, "_PRELOADED", {})
+    monkeypatch.setattr(render_pdf, "_STATE", None)
+    deck = make_deck(tmp_path / "d", ["<h1>One</h1>", "<h1>Two</h1>"])
+    cache = tmp_path / "c"
+    render_pdf.render_pdf(deck, cache_dir=cache, jobs=1)
+    render_pdf.preload(deck, cache_dir=cache)
+    assert set(pdf_assemble._PRELOADED) == {p.name for p in (cache / "batches").iterdir()}
+    assert len(render_pdf._state().css) == 1
+    opened: list[str] = []
+
+    def reader(source: object) -> object:
+        opened.append(str(source))
+        return pypdf.PdfReader(source)
+
+    monkeypatch.setattr(pdf_assemble, "PdfReader", reader)
+    render_pdf.render_pdf(deck, cache_dir=cache, jobs=1)
+    assert sorted(opened) == sorted(str(p) for p in (cache / "batches").iterdir())
+    assert len(pdf_assemble._PRELOADED) == len(opened), "still there, unused"
+
+    fonts = make_deck(tmp_path / "f", ["<h1>One</h1>"], theme_css="@font-face{font-family:x}")
+    render_pdf._state().css.clear()
+    render_pdf.preload(fonts, cache_dir=tmp_path / "c2")
+    assert render_pdf._state().css == {}
+
+
+async def test_a_failed_preload_leaves_the_warm_process_working(tmp_path: Path) -> None:
+    """A preload that cannot be done (its file is gone) is skipped."""
+    deck = make_deck(tmp_path / "d", SLIDES)
+    async with WarmWorker() as worker:
+        process = await worker.start()
+        assert process.stdin is not None
+        process.stdin.write(f"preload {tmp_path / 'missing.pickle'}\n".encode())
+        pdf = await render_pdf_isolated_async(deck, worker=worker, cache_dir=tmp_path / "c")
+        assert len(page_texts(pdf)) == 2
+        assert len(warm_workers()) == 1

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +98,7 @@ def assemble(
     readers: dict[str, PdfReader] = {}
     for ref in pages:
         if ref.batch not in readers:
-            readers[ref.batch] = PdfReader(cache.batch_path(ref.batch))
+            readers[ref.batch] = _reader(cache, ref.batch)
     groups = _collect_fonts(pages, readers)
 
     writer = PdfWriter()
@@ -132,6 +133,58 @@ def assemble(
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+_PRELOADED: dict[str, PdfReader] = {}
+_PRELOADED_IN = 0
+"""The process that parsed `_PRELOADED`; only its forks may use them."""
+
+
+def preload_batches(cache: PageCache, names: Iterable[str]) -> None:
+    """Parse these batch PDFs now, every object their pages use, in a process
+    that forks renders (and never assembles): its forks assemble from these
+    readers instead of reading the files again. Assembling changes the readers
+    it uses, so each fork uses its own copy, once; this process never does."""
+    global _PRELOADED_IN
+    kept: dict[str, PdfReader] = {}
+    for name in sorted(names):
+        reader = _PRELOADED.get(name)
+        if reader is None:
+            try:
+                reader = PdfReader(io.BytesIO(cache.batch_path(name).read_bytes()))
+            except OSError:
+                continue  # pruned meanwhile: a fork will find it missing too
+            seen: set[int] = set()
+            for page in reader.pages:
+                _resolve(page, seen)
+        kept[name] = reader
+    _PRELOADED.clear()
+    _PRELOADED.update(kept)
+    _PRELOADED_IN = os.getpid()
+
+
+def _resolve(obj: Any, seen: set[int]) -> None:
+    """Parse every object ``obj`` refers to (pypdf reads them lazily)."""
+    if isinstance(obj, IndirectObject):
+        if obj.idnum in seen:
+            return
+        seen.add(obj.idnum)
+        obj = obj.get_object()
+    if isinstance(obj, DictionaryObject):
+        for key, value in obj.items():
+            if key != "/Parent":
+                _resolve(value, seen)
+    elif isinstance(obj, ArrayObject):
+        for value in obj:
+            _resolve(value, seen)
+
+
+def _reader(cache: PageCache, name: str) -> PdfReader:
+    if _PRELOADED_IN not in (0, os.getpid()):  # a fork of the process that parsed them
+        reader = _PRELOADED.pop(name, None)
+        if reader is not None:
+            return reader
+    return PdfReader(cache.batch_path(name))
 
 
 def _add_metadata(writer: PdfWriter, metadata: Metadata) -> None:

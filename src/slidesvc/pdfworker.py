@@ -190,7 +190,10 @@ async def _isolated(
             returncode = await worker.run(folder, limits)
         stderr = folder / "stderr.txt"
         output = stderr.read_bytes() if stderr.is_file() else b""
-        return _result(folder, returncode, output, limits, diagnostics)
+        result = _result(folder, returncode, output, limits, diagnostics)
+    if worker is not None:
+        await worker.preload(request)
+    return result
 
 
 class _WorkerGone(RenderError):
@@ -213,6 +216,7 @@ class WarmWorker:
         self._ids = itertools.count(1)
         self._stderr: collections.deque[str] = collections.deque(maxlen=3)
         self._starting = asyncio.Lock()  # concurrent renders share one process
+        self._preloads: tempfile.TemporaryDirectory[str] | None = None
 
     async def __aenter__(self) -> WarmWorker:
         return self
@@ -288,6 +292,24 @@ class WarmWorker:
             if pid.done() and not pid.cancelled() and pid.exception() is None:
                 _kill_group(pid.result())  # whatever of it still runs: the child, its workers
 
+    async def preload(self, request: _Request) -> None:
+        """After a render of ``request`` succeeded: let the warm process parse
+        what the next render of its deck needs (its stylesheet, its cached
+        pages; see `render_pdf.preload`), so every later fork starts with it.
+        Nothing waits for it; a parsed deck only (the warm process never
+        parses Markdown)."""
+        process = self._process
+        if isinstance(request.deck, Path) or process is None or process.returncode is not None:
+            return
+        assert process.stdin is not None
+        if self._preloads is None:
+            self._preloads = tempfile.TemporaryDirectory(prefix="slidesvc-preload-")
+        path = Path(self._preloads.name) / f"{next(self._ids)}.pickle"
+        path.write_bytes(pickle.dumps(request))
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            process.stdin.write(f"preload {path}\n".encode())
+            await process.stdin.drain()
+
     async def close(self) -> None:
         """Stop the warm process; renders still running are killed."""
         process, self._process = self._process, None
@@ -306,6 +328,9 @@ class WarmWorker:
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
         self._readers = []
+        if self._preloads is not None:
+            self._preloads.cleanup()
+            self._preloads = None
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         """``<job> pid <n>`` and ``<job> exit <code>`` lines from the warm process."""
@@ -416,8 +441,9 @@ def _child(folder: Path) -> int:
 def _warm(stdin: int = 0) -> int:
     """The warm process: import, warm up, then fork one child per request line
     (``<job> <memory MiB> <folder>``) and report ``<job> pid <n>`` and
-    ``<job> exit <code>`` on stdout. At the end of its input it kills the
-    renders still running and exits."""
+    ``<job> exit <code>`` on stdout; a ``preload <file>`` line is
+    `WarmWorker.preload`. At the end of its input it kills the renders still
+    running and exits."""
     import selectors
 
     from slidesvc import parse, render_pdf  # noqa: F401 - imported once, shared by every fork
@@ -461,6 +487,9 @@ def _warm(stdin: int = 0) -> int:
                 return 0
             *lines, pending = (pending + data).split(b"\n")
             for line in lines:
+                if line.startswith(b"preload "):
+                    _preload(Path(line[8:].decode()))
+                    continue
                 job, memory_mb, folder = line.decode().split(" ", 2)
                 try:
                     pid = os.fork()
@@ -476,6 +505,20 @@ def _warm(stdin: int = 0) -> int:
                     os.setpgid(pid, pid)
                 running[pid] = job
                 say(f"{job} pid {pid}")
+
+
+def _preload(path: Path) -> None:
+    """`WarmWorker.preload` in the warm process. Only ever a head start: if it
+    fails, each render parses what it needs itself, as it would anyway."""
+    with contextlib.suppress(Exception):
+        request: _Request = pickle.loads(path.read_bytes())
+        from slidesvc.render_pdf import preload
+
+        assert isinstance(request.deck, Deck)
+        preload(request.deck, notes=request.notes, cache_dir=request.cache_dir)
+    with contextlib.suppress(OSError):
+        path.unlink()  # done (which tests wait for)
+    gc.freeze()  # as after the warm-up: the forks' collections leave it alone
 
 
 def _forked(folder: Path, memory_mb: int) -> NoReturn:

@@ -37,7 +37,7 @@ from slidesvc import __version__
 from slidesvc.errors import Diagnostic, RenderError
 from slidesvc.libfind import ldconfig_only
 from slidesvc.model import ASSET_SCHEME, Deck, Slide
-from slidesvc.pdf_assemble import Metadata, PageRef, assemble
+from slidesvc.pdf_assemble import Metadata, PageRef, assemble, preload_batches
 from slidesvc.pdf_batch import SubsetLater, has_original, plain_objects
 from slidesvc.pdf_cache import PageCache, PageEntry, default_cache_dir
 from slidesvc.pdf_html import document as print_document
@@ -375,21 +375,8 @@ def _render(
         raise RenderError(f"{deck.path}: the deck has no slides")
     cache = PageCache(cache_dir or default_cache_dir())
     css = stylesheet(deck)
-    css_hash = hashlib.sha256(css.encode()).hexdigest()
-    theme_assets = _used_assets(deck, css)
-    slide_jobs: list[tuple[_SlideJob, dict[str, tuple[str, bytes]]]] = []
-    entries: dict[int, PageEntry] = {}
     slides = deck.slides[:limit] if limit else deck.slides
-    for slide in slides:
-        body = page_body(slide, deck.meta.width, notes, css)
-        assets = {**theme_assets, **_used_assets(deck, body)}
-        key = _slide_key(css_hash, body, assets)
-        entry = cache.get_entry(key)
-        if entry is not None:
-            entries[slide.number] = entry
-        else:
-            slide_jobs.append((_SlideJob(key, slide.number, body), assets))
-
+    entries, slide_jobs = _lookup(deck, slides, css, notes, cache)
     workers = _jobs(jobs)
     batches = _batches(deck, css, slide_jobs, workers, cache)
     if len(batches) > 1 and workers > 1:
@@ -403,6 +390,26 @@ def _render(
     cache.prune()
     ordered = [entries[s.number] for s in slides]
     return _Rendered(ordered, _refusal_diagnostics(deck, ordered))
+
+
+def _lookup(
+    deck: Deck, slides: Sequence[Slide], css: str, notes: bool, cache: PageCache
+) -> tuple[dict[int, PageEntry], list[tuple[_SlideJob, dict[str, tuple[str, bytes]]]]]:
+    """The cached entries of ``slides`` by number, and a job for each of the others."""
+    css_hash = hashlib.sha256(css.encode()).hexdigest()
+    theme_assets = _used_assets(deck, css)
+    entries: dict[int, PageEntry] = {}
+    slide_jobs = []
+    for slide in slides:
+        body = page_body(slide, deck.meta.width, notes, css)
+        assets = {**theme_assets, **_used_assets(deck, body)}
+        key = _slide_key(css_hash, body, assets)
+        entry = cache.get_entry(key)
+        if entry is not None:
+            entries[slide.number] = entry
+        else:
+            slide_jobs.append((_SlideJob(key, slide.number, body), assets))
+    return entries, slide_jobs
 
 
 def _batches(
@@ -455,6 +462,24 @@ def warm_up() -> None:
     document.write_pdf()
     for font in document.fonts.values():  # what `_save_fonts` reads
         get_hb_object_data(font.hb_face)
+
+
+def preload(deck: Deck, *, notes: bool = False, cache_dir: Path | None = None) -> None:
+    """Parse what the next renders of ``deck`` will need (its stylesheet, its
+    cached pages) in this process, which forks those renders: the warm PDF
+    worker, after a render of the deck succeeded. Each fork then starts with
+    both, and re-exporting an edit costs little more than the edited slides.
+
+    A stylesheet with ``@import`` or ``@font-face`` is left to each render:
+    what it loads is not in its text, and fonts would stay for other decks.
+    """
+    notes = notes or deck.meta.pdf_notes
+    css = stylesheet(deck)
+    if not re.search(r"@(import|font-face)", css, re.IGNORECASE):
+        _parsed_css(_state(), css, deck.folder.resolve())
+    cache = PageCache(cache_dir or default_cache_dir())
+    entries, _ = _lookup(deck, deck.slides, css, notes, cache)
+    preload_batches(cache, {entry.batch for entry in entries.values()})
 
 
 def _run_pool(batches: Sequence[_BatchJob], workers: int) -> list[list[PageEntry]]:
