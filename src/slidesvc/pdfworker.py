@@ -16,7 +16,9 @@ was hit and how to raise it, and the server stays up. A one-off render starts
 a warm worker and closes it after (the command line starts it before parsing
 the deck, so the imports overlap the parse); `serve --watch` and
 `slidesvc pdf --watch` keep one, so re-exporting an edited deck skips the
-start-up and costs little more than the slides that changed.
+start-up and costs little more than the slides that changed: after each
+successful render the warm process also parses the deck's stylesheet and
+cached pages (`WarmWorker.preload`), which the next fork starts with.
 
 Limits: ``SLIDESVC_PDF_TIMEOUT`` seconds (default 120) and
 ``SLIDESVC_PDF_MEMORY_MB`` per process (default 1024), or the arguments.
