@@ -134,6 +134,7 @@ async def test_warm_worker_renders_each_deck_in_a_fresh_fork(tmp_path: Path) -> 
             await render_pdf_isolated_async(heavy, worker=worker, timeout=0.5, cache_dir=cache)
         again = await render_pdf_isolated_async(deck, worker=worker, cache_dir=cache)
         assert again == first
+        assert worker._preloads is None, "only a worker made to preload does"
         assert warm_workers() == warm, "the same warm process all along"
 
         busy = tmp_path / "busy"
@@ -185,7 +186,7 @@ async def test_forks_assemble_from_the_pages_the_warm_process_preloaded(tmp_path
 
     slides = [f"<h1>Slide {n}</h1><p>text {n}</p>" for n in range(6)]
     cache = tmp_path / "c"
-    async with WarmWorker() as worker:
+    async with WarmWorker(preload=True) as worker:
         deck = make_deck(tmp_path / "d", slides)
         await render_pdf_isolated_async(deck, worker=worker, cache_dir=cache, jobs=2)
         await preloaded(worker)
@@ -197,7 +198,7 @@ async def test_forks_assemble_from_the_pages_the_warm_process_preloaded(tmp_path
     assert "Slide 2, edited" in page_texts(pdf)[2]
 
     slides[3] = "<h1>Slide 3, edited</h1>"
-    async with WarmWorker() as cold:
+    async with WarmWorker(preload=True) as cold:
         with pytest.raises(RenderError):
             edited = make_deck(tmp_path / "d", slides)
             await render_pdf_isolated_async(edited, worker=cold, cache_dir=cache, jobs=2)
@@ -241,7 +242,7 @@ def test_the_preloading_process_itself_never_uses_the_preload(
 async def test_a_failed_preload_leaves_the_warm_process_working(tmp_path: Path) -> None:
     """A preload that cannot be done (its file is gone) is skipped."""
     deck = make_deck(tmp_path / "d", SLIDES)
-    async with WarmWorker() as worker:
+    async with WarmWorker(preload=True) as worker:
         process = await worker.start()
         assert process.stdin is not None
         process.stdin.write(f"preload {tmp_path / 'missing.pickle'}\n".encode())

@@ -92,13 +92,14 @@ class PdfRenderer:
 
 
 @contextlib.contextmanager
-def pdf_renderer() -> Iterator[PdfRenderer]:
+def pdf_renderer(*, preload: bool = False) -> Iterator[PdfRenderer]:
     """A `PdfRenderer` whose worker starts now, so its imports (~0.5 s)
-    overlap what the caller does next (parsing the deck), and stops at the end."""
+    overlap what the caller does next (parsing the deck), and stops at the end;
+    ``preload`` for rendering one deck again and again (`WarmWorker`)."""
     from slidesvc.pdfworker import WarmWorker
 
     with asyncio.Runner() as runner:
-        worker = WarmWorker()
+        worker = WarmWorker(preload=preload)
         runner.run(worker.start())
         try:
             yield PdfRenderer(runner, worker)
@@ -171,7 +172,7 @@ def watch_pdf(src: Path, out: Path, *, notes: bool = False, stream: TextIO = sys
     files = DeckSource(src)
     memo = ConversionMemo()
     written = frozenset({os.path.abspath(out)})  # writing it is not a change to export
-    with pdf_renderer() as render:
+    with pdf_renderer(preload=True) as render:
         while True:
             seen = snapshot(files, written)
             started = time.perf_counter()

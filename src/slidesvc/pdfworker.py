@@ -211,7 +211,11 @@ class WarmWorker:
     render.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, preload: bool = False) -> None:
+        """``preload``: for a caller that renders one deck again and again (the
+        watch modes); after each render that succeeds, the warm process parses
+        what the deck's next render needs (see `preload`)."""
+        self._preload = preload
         self._process: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
         self._waiting: dict[int, tuple[asyncio.Future[int], asyncio.Future[int]]] = {}
@@ -295,13 +299,15 @@ class WarmWorker:
                 _kill_group(pid.result())  # whatever of it still runs: the child, its workers
 
     async def preload(self, request: _Request) -> None:
-        """After a render of ``request`` succeeded: let the warm process parse
-        what the next render of its deck needs (its stylesheet, its cached
-        pages; see `render_pdf.preload`), so every later fork starts with it.
-        Nothing waits for it; a parsed deck only (the warm process never
-        parses Markdown)."""
+        """After a render of ``request`` succeeded, if this worker preloads: let
+        the warm process parse what the next render of its deck needs (its
+        stylesheet, its cached pages; see `render_pdf.preload`), so every
+        later fork starts with it. Nothing waits for it; a parsed deck only
+        (the warm process never parses Markdown)."""
         process = self._process
-        if isinstance(request.deck, Path) or process is None or process.returncode is not None:
+        if not self._preload or isinstance(request.deck, Path):
+            return
+        if process is None or process.returncode is not None:
             return
         assert process.stdin is not None
         if self._preloads is None:

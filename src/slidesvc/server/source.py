@@ -123,7 +123,7 @@ class DeckSource:
             from slidesvc.parse_memo import ConversionMemo
             from slidesvc.pdfworker import WarmWorker
 
-            self._worker = WarmWorker()
+            self._worker = WarmWorker(preload=True)
             self._memo = ConversionMemo()
 
     async def load(self) -> Artifacts:
