@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -193,9 +194,9 @@ async def _isolated(
         stderr = folder / "stderr.txt"
         output = stderr.read_bytes() if stderr.is_file() else b""
         result = _result(folder, returncode, output, limits, diagnostics)
-    if worker is not None:
-        await worker.preload(request)
-    return result
+        if worker is not None:
+            await worker.preload(request, folder / "request.pickle")
+        return result
 
 
 class _WorkerGone(RenderError):
@@ -298,12 +299,13 @@ class WarmWorker:
             if pid.done() and not pid.cancelled() and pid.exception() is None:
                 _kill_group(pid.result())  # whatever of it still runs: the child, its workers
 
-    async def preload(self, request: _Request) -> None:
-        """After a render of ``request`` succeeded, if this worker preloads: let
-        the warm process parse what the next render of its deck needs (its
-        stylesheet, its cached pages; see `render_pdf.preload`), so every
-        later fork starts with it. Nothing waits for it; a parsed deck only
-        (the warm process never parses Markdown)."""
+    async def preload(self, request: _Request, pickled: Path) -> None:
+        """After a render of ``request`` (``pickled`` in its work folder)
+        succeeded, if this worker preloads: let the warm process parse what
+        the next render of its deck needs (its stylesheet, its cached pages;
+        see `render_pdf.preload`), so every later fork starts with it. Nothing
+        waits for it; a parsed deck only (the warm process never parses
+        Markdown)."""
         process = self._process
         if not self._preload or isinstance(request.deck, Path):
             return
@@ -313,7 +315,7 @@ class WarmWorker:
         if self._preloads is None:
             self._preloads = tempfile.TemporaryDirectory(prefix="slidesvc-preload-")
         path = Path(self._preloads.name) / f"{next(self._ids)}.pickle"
-        path.write_bytes(pickle.dumps(request))
+        shutil.move(pickled, path)  # the work folder goes; a rename, on one file system
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             process.stdin.write(f"preload {path}\n".encode())
             await process.stdin.drain()
