@@ -17,9 +17,8 @@ from slidesvc.render_pdf import (
     check_weasyprint_version,
     find_overflows,
     render_pdf,
-    render_thumbnail_png,
 )
-from slidesvc.thumbnail import encode_png
+from slidesvc.thumbnail import encode_png, png_of_first_page
 
 SLIDES = [
     ("<h1>Welcome aboard</h1><p>First slide body</p>", "<p>Say hello warmly</p>"),
@@ -294,8 +293,8 @@ def test_images_and_background_splits(tmp_path: Path) -> None:
 
 
 def test_thumbnail_is_slide_one_as_png(deck, cache: Path) -> None:  # type: ignore[no-untyped-def]
-    """A PNG of the requested width and the slide's aspect."""
-    png = render_thumbnail_png(deck, 640, cache_dir=cache)
+    """The build's thumbnail: slide 1 as a PNG of the requested width and the slide's aspect."""
+    png = png_of_first_page(render_pdf(deck, cache_dir=cache, jobs=1), 640)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (640, 360)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import io
 import logging
 import math
 import multiprocessing
@@ -597,23 +596,3 @@ def find_overflows(
             message = f"slide {slide.number} is {math.ceil(dx)} px too wide"
             found.append(Diagnostic(deck.path, slide.line, message))
     return found
-
-
-def render_thumbnail_png(deck: Deck, width: int = 640, *, cache_dir: Path | None = None) -> bytes:
-    """Slide 1 as a PNG ``width`` pixels wide (for oEmbed and index pages)."""
-    import pypdfium2
-
-    rendered = _render(deck, notes=False, jobs=1, cache_dir=cache_dir, limit=1)
-    entry = rendered.entries[0]
-    cache = PageCache(cache_dir or default_cache_dir())
-    ref = PageRef(entry.batch, entry.page, entry.fonts, deck.meta.height * 0.75)
-    pdf = assemble([ref], cache=cache)
-    document = pypdfium2.PdfDocument(pdf)
-    try:
-        page = document[0]
-        image = page.render(scale=width / page.get_width()).to_pil()
-        out = io.BytesIO()
-        image.save(out, format="PNG", optimize=True)
-        return out.getvalue()
-    finally:
-        document.close()
