@@ -528,7 +528,12 @@ def _preload(path: Path) -> None:
         preload(request.deck, notes=request.notes, cache_dir=request.cache_dir)
     with contextlib.suppress(OSError):
         path.unlink()  # done (which tests wait for)
-    gc.freeze()  # as after the warm-up: the forks' collections leave it alone
+    # The pages it replaced are cycles (pypdf objects point at their reader):
+    # collect them before freezing again, or each edit would leak its pages.
+    # Then, as after the warm-up, the forks' collections leave the rest alone.
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _forked(folder: Path, memory_mb: int) -> NoReturn:
